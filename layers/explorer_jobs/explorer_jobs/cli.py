@@ -1,0 +1,85 @@
+"""`explorer-jobs`: run the stack or its parts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+log = logging.getLogger("explorer_jobs.cli")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    # Modules named with --import register extra job types and processors (tests, the bench).
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    for module in modules:
+        importlib.import_module(module)
+
+
+async def run_worker(concurrency: int | None, queue_name: str | None) -> None:
+    from explorer_jobs.processors import load_builtin_processors
+    from explorer_jobs.queue import Queue
+    from explorer_jobs.redis_client import create_redis
+    from explorer_jobs.worker import Worker
+
+    load_builtin_processors()
+    redis = create_redis()
+    worker = Worker(Queue(redis, name=queue_name), concurrency=concurrency)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        await redis.aclose()
+
+
+def run_api(host: str, port: int) -> None:
+    """Every HTTP function in one ASGI app under uvicorn; Ctrl-C/SIGTERM end open event streams."""
+    from explorer_jobs.api.combined import create_combined_app
+    from explorer_jobs.api.server import make_server
+
+    make_server(create_combined_app(), host=host, port=port, log_config=None).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explorer-jobs", description="DB Explorer's async job system")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="run jobs from the queue (WORKER_CONCURRENCY at once)")
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (default WORKER_CONCURRENCY)")
+    worker.add_argument("--queue", default=None, help="queue name (default QUEUE_NAME)")
+    worker.add_argument("--import", dest="imports", action="append", default=[],
+                        help="a module to import first (registers extra job types and processors)")
+    api = sub.add_parser("api", help="serve every HTTP function in one app (uvicorn)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    _setup_logging()
+    if args.command == "worker":
+        _import_modules(args.imports)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_worker(args.concurrency, args.queue))
+        return 0
+    if args.command == "api":
+        run_api(args.host, args.port)
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

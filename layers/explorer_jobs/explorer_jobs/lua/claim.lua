@@ -1,0 +1,86 @@
+-- claim: settle the jobs a worker finished, promote due delayed jobs, recover stalled leases, then
+-- claim up to N queued jobs for the worker, each with a fresh token and a job_started event.
+-- KEYS[1]  <prefix>queued
+-- ARGV[1]  prefix          ARGV[2] events maxlen   ARGV[3] worker id   ARGV[4] lease (ms)
+-- ARGV[5]  max jobs to claim                      ARGV[6] max stalls before a job fails
+-- ARGV[7]  number of settlements S; then 8 fields each: id, token, user, type, attempts,
+--          max_attempts (as the claim gave them: they cannot change while the job is active),
+--          outcome, a, b where outcome is
+--          'c' completed (a = result JSON)
+--          'f' failed    (a = error text, b = retry delay ms, or -1 when not retryable)
+--          'x' cancelled at a checkpoint (a = message)
+--          'r' released by a stopping worker
+-- Returns  {settled, claimed, next_due_ms}: settled[i] = 1 when settlement i was accepted, 0 when
+--          the token no longer owns the job; claimed = {id, type, user, data, attempts,
+--          max_attempts, opts ("timeout|backoff|backoff_max", seconds), token} per job;
+--          next_due_ms = -1 if nothing is delayed or leased.
+local maxlen, worker, lease, want, max_stalls = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local S = tonumber(ARGV[7])
+
+-- Every move out of `active` clears the token, so a matching token means "still active and ours".
+local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a, b)
+  local jkey = P .. 'job:' .. id
+  local f = redis.call('HMGET', jkey, 'token', 'progress')
+  if f[1] ~= token then return 0 end
+  local progress = f[2] or 0
+  if outcome == 'c' then
+    finish(id, jkey, user, jtype, 'active', 'completed', {'result', a, 'progress', 100, 'message', 'completed'})
+    emit(maxlen, user, 'job_completed', id, jtype, 'completed', 100, 'completed', ',"result":' .. a)
+  elseif outcome == 'f' then
+    local delay = tonumber(b)
+    if delay < 0 or tonumber(attempts) >= tonumber(max_attempts) then
+      finish(id, jkey, user, jtype, 'active', 'failed', {'error', a, 'message', 'failed'})
+      emit(maxlen, user, 'job_failed', id, jtype, 'failed', progress, 'failed', ',"error":' .. cjson.encode(a))
+    else
+      local msg = 'attempt ' .. attempts .. ' of ' .. max_attempts .. ' failed; retrying in '
+        .. string.format('%.1f', delay / 1000) .. ' s'
+      redis.call('HSET', jkey, 'status', 'delayed', 'error', a, 'message', msg, 'token', '',
+        'run_at', NOW + delay, 'progress', 0)
+      redis.call('ZREM', P .. 'active', id)
+      redis.call('ZADD', P .. 'delayed', NOW + delay, id)
+      move_count(user, jtype, 'active', 'delayed')
+      emit(maxlen, user, 'job_retrying', id, jtype, 'delayed', 0, msg, ',"error":' .. cjson.encode(a))
+    end
+  elseif outcome == 'x' then
+    finish(id, jkey, user, jtype, 'active', 'cancelled', {'message', a})
+    emit(maxlen, user, 'job_cancelled', id, jtype, 'cancelled', progress, a, '')
+  else -- 'r'
+    back_to_queue(id, jkey, user, jtype, progress, 'released by a stopping worker', 'job_queued')
+  end
+  return 1
+end
+
+local settled = {}
+for i = 0, S - 1 do
+  local b = 8 + i * 9
+  settled[#settled + 1] = settle(ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5],
+    ARGV[b + 6], ARGV[b + 7], ARGV[b + 8])
+end
+
+promote_due(maxlen, 1000)
+recover_stalled(maxlen, max_stalls, 100)
+
+local claimed = {}
+if want > 0 then
+  local popped = redis.call('ZPOPMIN', P .. 'queued', want)
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local jkey = P .. 'job:' .. id
+    local f = redis.call('HMGET', jkey, 'type', 'user', 'data', 'attempts', 'max_attempts', 'opts')
+    if f[1] then
+      local attempts = tonumber(f[4] or 0) + 1
+      -- attempts grows on every claim, so worker id + attempt is a fencing token no other claim has
+      local token = worker .. ':' .. attempts
+      local msg = 'attempt ' .. attempts .. ' of ' .. f[5]
+      redis.call('HSET', jkey, 'status', 'active', 'attempts', attempts, 'token', token, 'started_at', NOW,
+        'message', msg)
+      redis.call('ZADD', P .. 'active', NOW + lease, id)
+      move_count(f[2], f[1], 'queued', 'active')
+      emit(maxlen, f[2], 'job_started', id, f[1], 'active', 0, msg, '')
+      claimed[#claimed + 1] = {id, f[1], f[2], f[3], attempts, f[5], f[6], token}
+    end
+  end
+end
+pass_wake()
+flush_counts()
+return {settled, claimed, next_due_in()}

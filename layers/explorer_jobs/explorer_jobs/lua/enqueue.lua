@@ -1,0 +1,69 @@
+-- enqueue: add one or many jobs, each with its job_queued event; honours idempotency keys.
+-- KEYS[1]  <prefix>queued        (routes the call to the queue's slot)
+-- ARGV[1]  prefix                 ARGV[2] events maxlen
+-- ARGV[3]  events retention (ms)  ARGV[4] idempotency ttl (ms)
+-- ARGV[5]  number of jobs; then 12 fields per job:
+--          id, type, user, priority, delay_ms, max_attempts, timeout_s, backoff_s, backoff_max_s,
+--          data (JSON), idempotency key ('' for none), request fingerprint
+-- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created,
+--          0 = an earlier job with the same key and request, -1 = same key, other request (409).
+local maxlen, retention, idem_ttl, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+local woke = false
+local users = {}
+for i = 0, n - 1 do
+  local b = 6 + i * 12
+  local id, jtype, user, priority = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local delay, idem, fp = tonumber(ARGV[b + 4]), ARGV[b + 10], ARGV[b + 11]
+  local existing = nil
+  if idem ~= '' then
+    local ikey = P .. 'idem:' .. user .. ':' .. idem
+    local v = redis.call('GET', ikey)
+    if v then
+      local sep = string.find(v, '|', 1, true)
+      local eid = string.sub(v, 1, sep - 1)
+      if redis.call('EXISTS', P .. 'job:' .. eid) == 1 then
+        existing = eid
+        if string.sub(v, sep + 1) == fp then
+          local f = redis.call('HMGET', P .. 'job:' .. eid, 'status', 'created_at')
+          out[#out + 1] = {eid, 0, f[1], f[2]}
+        else
+          out[#out + 1] = {eid, -1, '', ''}
+        end
+      end
+    end
+    if not existing then redis.call('SET', ikey, id .. '|' .. fp, 'PX', idem_ttl) end
+  end
+  if not existing then
+    local seq = redis.call('INCR', P .. 'seq')
+    local status = 'queued'
+    local run_at = ''
+    if delay > 0 then
+      status = 'delayed'
+      run_at = NOW + delay
+      redis.call('ZADD', P .. 'delayed', run_at, id)
+    else
+      redis.call('ZADD', P .. 'queued', queued_score(priority, seq), id)
+    end
+    redis.call('HSET', P .. 'job:' .. id, 'id', id, 'type', jtype, 'user', user, 'status', status,
+      'priority', priority, 'seq', seq, 'attempts', 0, 'max_attempts', ARGV[b + 5],
+      'round_attempts', ARGV[b + 5],
+      'opts', ARGV[b + 6] .. '|' .. ARGV[b + 7] .. '|' .. ARGV[b + 8], 'data', ARGV[b + 9],
+      'created_at', NOW, 'run_at', run_at)
+    redis.call('ZADD', P .. 'ujobs:' .. user, seq, id)
+    move_count(user, jtype, nil, status)
+    emit(maxlen, user, 'job_queued', id, jtype, status, 0, nil, '')
+    users[user] = true
+    woke = true
+    out[#out + 1] = {id, 1, status, NOW}
+  end
+end
+if woke and redis.call('LLEN', P .. 'wake') == 0 then redis.call('LPUSH', P .. 'wake', '1') end
+-- Age-trim the streams written here (length is trimmed on every append).
+for user in pairs(users) do
+  local skey = P .. 'events:' .. user
+  redis.call('XTRIM', skey, 'MINID', '~', (NOW - retention) .. '-0')
+  redis.call('PEXPIRE', skey, retention)
+end
+flush_counts()
+return out

@@ -1,0 +1,39 @@
+"""Processors: the functions that run a job type's jobs. Only the worker imports this registry.
+
+A processor is `async def run(ctx: JobContext, payload: Model) -> result` (or a plain `def`, which
+the worker runs in a thread). The result is anything JSON-serialisable, a pydantic model, or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import import_module
+from typing import Any, TypeVar
+
+from explorer_jobs.context import JobContext
+
+Processor = Callable[[JobContext, Any], Awaitable[Any] | Any]
+P = TypeVar("P", bound=Processor)
+
+PROCESSORS: dict[str, Processor] = {}
+
+BUILTIN_PROCESSOR_MODULES = ("explorer_jobs.training.processor",)
+
+
+def processor(job_type: str) -> Callable[[P], P]:
+    """Register the decorated function as the processor of `job_type`."""
+
+    def register(fn: P) -> P:
+        PROCESSORS[job_type] = fn
+        return fn
+
+    return register
+
+
+def load_builtin_processors() -> None:
+    for module in BUILTIN_PROCESSOR_MODULES:
+        try:
+            import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise

@@ -1,0 +1,398 @@
+"""The Redis job queue: what the HTTP functions and the worker share.
+
+Every state change is one Lua script (`lua/`) that also appends the owner's event, so a crash
+between two commands cannot leave a job half-moved, nor a change without its notification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from redis.commands.core import AsyncScript
+
+from explorer_jobs.errors import Conflict, IdempotencyConflict, InvalidInput, LeaseLost, NotFound
+from explorer_jobs.jobtypes import JobTypeSpec, get_job_type
+from explorer_jobs.keys import QueueKeys
+from explorer_jobs.models import Job, JobStatus, QueueCounts
+from explorer_jobs.redis_client import RedisClient
+from explorer_jobs.scripts import SCRIPT_NAMES, script_source
+from explorer_jobs.settings import Settings, get_settings
+
+MAX_PAGE_SIZE = 100
+BULK_CHUNK = 1000
+# A page answers after looking at this many of a user's jobs, with a cursor, so a rare filter
+# cannot make one request walk a whole history.
+LIST_SCAN_BUDGET = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """One job to enqueue; unset options take the job type's defaults."""
+
+    job_type: str
+    payload: dict[str, Any] | BaseModel
+    user_id: str
+    priority: int | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    backoff: float | None = None
+    backoff_max: float | None = None
+    timeout: float | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job: Job
+    created: bool  # False: an earlier job with the same idempotency key and request
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker now holds a lease on."""
+
+    job_id: str
+    job_type: str
+    user_id: str
+    data: str
+    attempt: int
+    max_attempts: int
+    timeout: float
+    backoff: float
+    backoff_max: float
+    token: str
+
+    @classmethod
+    def from_reply(cls, c: Sequence[Any]) -> ClaimedJob:
+        timeout, backoff, backoff_max = c[6].split("|")
+        return cls(c[0], c[1], c[2], c[3], int(c[4]), int(c[5]), float(timeout), float(backoff),
+                   float(backoff_max), c[7])
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How a worker's job ended, handed over with its next claim.
+
+    outcome: 'c' completed (a = result JSON), 'f' failed (a = error, b = retry delay ms or -1),
+    'x' cancelled at a checkpoint (a = message), 'r' released by a stopping worker.
+    """
+
+    job: ClaimedJob
+    outcome: str
+    a: str = ""
+    b: str = ""
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    accepted: list[bool]
+    jobs: list[ClaimedJob]
+    next_due_ms: int
+    settled: Sequence[Settlement] = field(default=())
+
+
+def _fields(flat: Sequence[str]) -> dict[str, str]:
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
+def _check_priority(priority: int) -> int:
+    if not 1 <= priority <= 10:
+        raise InvalidInput("priority must be between 1 (most urgent) and 10")
+    return priority
+
+
+def request_fingerprint(job_type: str, data: str, priority: int, delay_ms: int) -> str:
+    raw = f"{job_type}\0{data}\0{priority}\0{delay_ms}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class Queue:
+    """One named queue on one Redis (or Redis Cluster, where it lives on one shard)."""
+
+    def __init__(self, redis: RedisClient, settings: Settings | None = None, name: str | None = None) -> None:
+        self.redis = redis
+        self.settings = settings or get_settings()
+        self.name = name or self.settings.QUEUE_NAME
+        self.keys = QueueKeys.for_queue(self.settings.KEY_PREFIX, self.name)
+        self._scripts: dict[str, AsyncScript] = {
+            n: redis.register_script(script_source(n)) for n in SCRIPT_NAMES
+        }
+        self._maxlen = str(self.settings.EVENTS_MAXLEN)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys, args=[self.keys.prefix, *args])
+
+    # ------------------------------------------------------------------ producers
+
+    def _encode(self, req: EnqueueRequest) -> tuple[JobTypeSpec, list[str], str, int]:
+        spec = get_job_type(req.job_type)
+        try:
+            model = (
+                req.payload
+                if isinstance(req.payload, spec.payload)
+                else spec.payload.model_validate(
+                    req.payload.model_dump() if isinstance(req.payload, BaseModel) else req.payload
+                )
+            )
+        except ValidationError as exc:
+            raise InvalidInput(f"invalid payload for {req.job_type}: {exc.errors(include_url=False)}") from exc
+        data = model.model_dump_json(by_alias=True)
+        priority = _check_priority(spec.priority if req.priority is None else req.priority)
+        delay = req.delay or 0.0
+        if req.run_at is not None:
+            delay = (req.run_at - datetime.now(UTC)).total_seconds()
+        delay_ms = max(0, int(delay * 1000))
+        max_attempts = spec.max_attempts if req.max_attempts is None else req.max_attempts
+        if max_attempts < 1:
+            raise InvalidInput("max_attempts must be at least 1")
+        job_id = str(uuid.uuid4())
+        fingerprint = req.fingerprint or request_fingerprint(req.job_type, data, priority, delay_ms)
+        args = [
+            job_id,
+            req.job_type,
+            req.user_id,
+            str(priority),
+            str(delay_ms),
+            str(max_attempts),
+            str(spec.timeout_seconds if req.timeout is None else req.timeout),
+            str(spec.backoff_seconds if req.backoff is None else req.backoff),
+            str(spec.backoff_max_seconds if req.backoff_max is None else req.backoff_max),
+            data,
+            req.idempotency_key or "",
+            fingerprint,
+        ]
+        return spec, args, data, max_attempts
+
+    async def enqueue(self, job_type: str, payload: dict[str, Any] | BaseModel, *, user_id: str,
+                      **options: Any) -> EnqueueResult:
+        """Queue one job (one round trip). Raises IdempotencyConflict when the key was used for
+        another request, InvalidInput for a bad payload or option, UnknownJobType."""
+        return (await self.enqueue_many([EnqueueRequest(job_type, payload, user_id, **options)]))[0]
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
+        """Queue many jobs, a script call per thousand; each job gets its own event."""
+        results: list[EnqueueResult] = []
+        for start in range(0, len(requests), BULK_CHUNK):
+            chunk = requests[start : start + BULK_CHUNK]
+            encoded = [self._encode(r) for r in chunk]
+            args: list[str] = [
+                self._maxlen,
+                str(self.settings.EVENTS_RETENTION_SECONDS * 1000),
+                str(self.settings.IDEMPOTENCY_TTL_SECONDS * 1000),
+                str(len(chunk)),
+            ]
+            for _, job_args, _, _ in encoded:
+                args.extend(job_args)
+            replies = await self._run("enqueue", [self.keys.queued], args)
+            for req, (_, job_args, data, max_attempts), reply in zip(chunk, encoded, replies, strict=True):
+                results.append(await self._enqueue_result(req, job_args, data, max_attempts, reply))
+        return results
+
+    async def _enqueue_result(
+        self, req: EnqueueRequest, job_args: list[str], data: str, max_attempts: int, reply: list[Any]
+    ) -> EnqueueResult:
+        job_id, outcome = reply[0], int(reply[1])
+        if outcome == -1:
+            raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
+        if outcome == 0:
+            return EnqueueResult(await self.get(job_id), created=False)
+        created = datetime.fromtimestamp(int(reply[3]) / 1000, tz=UTC)
+        delay_ms = int(job_args[4])
+        job = Job(
+            job_id=job_id,
+            job_type=req.job_type,
+            user_id=req.user_id,
+            status=JobStatus(reply[2]),
+            progress=0,
+            message=None,
+            priority=int(job_args[3]),
+            attempts=0,
+            max_attempts=max_attempts,
+            data=json.loads(data),
+            result=None,
+            error=None,
+            created_at=created,
+            started_at=None,
+            finished_at=None,
+            run_at=datetime.fromtimestamp(int(reply[3]) / 1000 + delay_ms / 1000, tz=UTC) if delay_ms else None,
+        )
+        return EnqueueResult(job, created=True)
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, job_id: str, *, user_id: str | None = None, job_type: str | None = None) -> Job:
+        """A job; NotFound when unknown, someone else's (when `user_id` is given) or of another type."""
+        fields = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc]
+        if not fields or (user_id is not None and fields["user"] != user_id):
+            raise NotFound("job not found")
+        if job_type is not None and fields["type"] != job_type:
+            raise NotFound("job not found")
+        return Job.from_redis(fields)
+
+    async def list_jobs(
+        self,
+        user_id: str,
+        *,
+        status: JobStatus | None = None,
+        job_type: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """A user's jobs, newest first. `cursor` is the opaque `next_cursor` of the previous page."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        start = "+inf"
+        if cursor:
+            if not cursor.isdigit():
+                raise InvalidInput("invalid cursor")
+            start = cursor
+        reply = await self._run(
+            "list",
+            [self.keys.user_jobs(user_id)],
+            [start, str(limit), status.value if status else "", job_type or "", str(LIST_SCAN_BUDGET)],
+        )
+        jobs = [Job.from_redis(_fields(flat)) for flat in reply[1:]]
+        return JobPage(jobs=jobs, next_cursor=reply[0] or None)
+
+    async def counts(self, user_id: str | None = None) -> list[QueueCounts]:
+        """Jobs per type and status: one user's, or every user's when `user_id` is None."""
+        key = self.keys.counts if user_id is None else self.keys.user_counts(user_id)
+        raw = await self.redis.hgetall(key)  # type: ignore[misc]
+        per_type: dict[str, dict[str, int]] = {}
+        for name, value in raw.items():
+            job_type, _, status = name.rpartition("|")
+            counts = per_type.setdefault(job_type, {s.value: 0 for s in JobStatus})
+            counts[status] = max(0, int(value))
+        return [QueueCounts(job_type=t, counts=c) for t, c in sorted(per_type.items())]
+
+    # ------------------------------------------------------------------ users' actions
+
+    async def cancel(self, job_id: str, *, user_id: str | None = None, message: str = "cancelled") -> Job:
+        """Cancel a queued or delayed job at once; flag an active one for its next checkpoint.
+        NotFound for an unknown or someone else's job, Conflict for a finished one."""
+        code, flat = await self._run(
+            "cancel", [self.keys.job(job_id)], [self._maxlen, job_id, user_id or "", message]
+        )
+        if code == "notfound":
+            raise NotFound("job not found")
+        if code == "conflict":
+            raise Conflict("the job has already finished")
+        return Job.from_redis(_fields(flat))
+
+    async def retry(self, job_id: str, *, user_id: str | None = None) -> Job:
+        """Queue a failed or cancelled job again under the same id (attempts count on)."""
+        code, flat = await self._run("retry", [self.keys.job(job_id)], [self._maxlen, job_id, user_id or ""])
+        if code == "notfound":
+            raise NotFound("job not found")
+        if code == "conflict":
+            raise Conflict("only a failed or cancelled job can be retried")
+        return Job.from_redis(_fields(flat))
+
+    async def cancel_matching(self, user_id: str, job_type: str, data_field: str, value: Any) -> list[str]:
+        """Cancel a user's unfinished jobs of a type whose payload has `data_field == value`
+        (deleting a connection cancels its trainings). Returns the ids it cancelled or flagged."""
+        done: list[str] = []
+        for status in (JobStatus.QUEUED, JobStatus.DELAYED, JobStatus.ACTIVE):
+            cursor: str | None = None
+            while True:
+                page = await self.list_jobs(user_id, status=status, job_type=job_type, limit=100, cursor=cursor)
+                for job in page.jobs:
+                    if job.data.get(data_field) == value:
+                        try:
+                            await self.cancel(job.job_id, user_id=user_id)
+                            done.append(job.job_id)
+                        except (Conflict, NotFound):
+                            pass  # it finished meanwhile
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return done
+
+    # ------------------------------------------------------------------ workers
+
+    async def claim(
+        self, worker_id: str, max_jobs: int, settlements: Sequence[Settlement] = (), lease_ms: int | None = None
+    ) -> ClaimResult:
+        """Settle finished jobs and claim up to `max_jobs` due ones, in one script call."""
+        lease = lease_ms if lease_ms is not None else int(self.settings.LEASE_SECONDS * 1000)
+        args: list[str] = [
+            self._maxlen,
+            worker_id,
+            str(lease),
+            str(max_jobs),
+            str(self.settings.MAX_STALLS),
+            str(len(settlements)),
+        ]
+        for s in settlements:
+            j = s.job
+            args.extend((j.job_id, j.token, j.user_id, j.job_type, str(j.attempt), str(j.max_attempts),
+                         s.outcome, s.a, s.b))
+        accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
+        jobs = [ClaimedJob.from_reply(c) for c in claimed]
+        return ClaimResult([a == 1 for a in accepted], jobs, int(next_due), settlements)
+
+    async def renew(self, leases: Sequence[tuple[str, str]], lease_ms: int | None = None) -> list[int]:
+        """Extend leases; per job 1 = cancel requested, 0 = carry on, -1 = lease lost."""
+        if not leases:
+            return []
+        lease = lease_ms if lease_ms is not None else int(self.settings.LEASE_SECONDS * 1000)
+        args: list[str] = [str(lease)]
+        for job_id, token in leases:
+            args.extend((job_id, token))
+        return [int(x) for x in await self._run("renew", [self.keys.active], args)]
+
+    async def progress(self, job_id: str, token: str, percent: int, message: str | None = None) -> bool:
+        """Record progress; returns whether cancellation was requested. LeaseLost if not the owner."""
+        reply = int(
+            await self._run(
+                "progress", [self.keys.job(job_id)], [self._maxlen, job_id, token, str(percent), message or ""]
+            )
+        )
+        if reply < 0:
+            raise LeaseLost(f"job {job_id} is no longer owned by this worker")
+        return reply == 1
+
+    async def cancel_requested(self, job_id: str, token: str) -> bool:
+        """Whether the job's cancellation was requested. LeaseLost if the token no longer owns it."""
+        owner, cancel = await self.redis.hmget(self.keys.job(job_id), ["token", "cancel"])  # type: ignore[misc]
+        if owner != token:
+            raise LeaseLost(f"job {job_id} is no longer owned by this worker")
+        return cancel == "1"
+
+    async def maintain(self, sweep_limit: int = 500) -> tuple[int, int, int]:
+        """Promote due jobs, recover stalled leases, sweep finished jobs past the retention."""
+        promoted, recovered, swept = await self._run(
+            "maintain",
+            [self.keys.finished],
+            [self._maxlen, str(self.settings.MAX_STALLS), str(self.settings.JOB_RETENTION_SECONDS * 1000),
+             str(sweep_limit)],
+        )
+        return int(promoted), int(recovered), int(swept)
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Block (long-poll) until a producer signals work or `timeout` seconds pass."""
+        # BLPOP takes whole or fractional seconds; 0 would block forever.
+        return await self.redis.blpop([self.keys.wake], timeout=max(0.01, timeout)) is not None  # type: ignore[misc]
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())  # type: ignore[misc]

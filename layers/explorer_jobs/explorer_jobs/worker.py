@@ -1,0 +1,304 @@
+"""The worker: runs up to `concurrency` jobs at once from one queue.
+
+Round trips are the cost, so a worker batches: a claim takes as many due jobs as it has free
+slots, and hands over the outcomes of the jobs that finished since the last claim in the same
+script call. An idle worker long-polls (BLPOP on the queue's wake list) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+
+from explorer_jobs.context import JobContext
+from explorer_jobs.errors import JobCancelled, LeaseLost, PermanentJobError, UnknownJobType
+from explorer_jobs.jobtypes import get_job_type
+from explorer_jobs.processors import PROCESSORS, Processor
+from explorer_jobs.queue import ClaimedJob, Queue, Settlement
+
+log = logging.getLogger("explorer_jobs.worker")
+
+# An idle worker wakes at least this often to promote delayed jobs and recover stalled leases.
+MAX_IDLE_WAIT = 5.0
+MAINTAIN_INTERVAL = 5.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before retry `attempt + 1`: exponential, capped, with "equal jitter" (half fixed,
+    half random) so a burst of failures does not come back as a burst."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return delay / 2 + rng() * delay / 2
+
+
+def encode_result(result: Any) -> str:
+    if isinstance(result, BaseModel):
+        return result.model_dump_json(by_alias=True)
+    return json.dumps(result, separators=(",", ":"), default=str)
+
+
+@dataclass(slots=True)
+class Running:
+    job: ClaimedJob
+    ctx: JobContext
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """Claims and runs jobs until `stop()`; then drains within the grace period and releases the rest."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        concurrency: int | None = None,
+        processors: dict[str, Processor] | None = None,
+        lease_seconds: float | None = None,
+        grace_seconds: float | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        settings = queue.settings
+        self.queue = queue
+        self.concurrency = concurrency or settings.WORKER_CONCURRENCY
+        self.processors = PROCESSORS if processors is None else processors
+        self.lease_ms = int((lease_seconds or settings.LEASE_SECONDS) * 1000)
+        self.grace = settings.SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.running: dict[str, Running] = {}
+        self.completed = 0
+        self._settlements: list[Settlement] = []
+        self._poke = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._poller: asyncio.Task[bool] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Stop claiming; `run()` then drains and returns. Safe to call from a signal handler."""
+        self._stopping.set()
+        self._poke.set()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        log.info("worker %s started: concurrency %d, queue %s", self.worker_id, self.concurrency, self.queue.name)
+        background = [
+            asyncio.create_task(self._renew_leases(), name="renew"),
+            asyncio.create_task(self._maintain(), name="maintain"),
+        ]
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for task in background:
+                task.cancel()
+            if self._poller is not None:
+                self._poller.cancel()
+            await asyncio.gather(*background, *(t for t in [self._poller] if t), return_exceptions=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped after %d jobs", self.worker_id, self.completed)
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._poke.clear()
+            free = self.concurrency - len(self.running)
+            if free > 0 or self._settlements:
+                try:
+                    got, next_due = await self._claim(free)
+                    failures = 0
+                except RedisError as exc:
+                    failures += 1
+                    await self._redis_down(exc, failures)
+                    continue
+                if got == free > 0:
+                    continue  # the queue may hold more: claim again as soon as a slot frees
+                if len(self.running) < self.concurrency:
+                    self._start_poller(next_due)
+            await self._poke.wait()
+
+    async def _claim(self, free: int) -> tuple[int, int]:
+        settlements, self._settlements = self._settlements, []
+        try:
+            result = await self.queue.claim(self.worker_id, free, settlements, self.lease_ms)
+        except BaseException:
+            self._settlements[:0] = settlements  # nothing was written: hand them over next time
+            raise
+        for s, ok in zip(settlements, result.accepted, strict=True):
+            if not ok:
+                log.warning("job %s: outcome refused, this worker no longer owns it", s.job_id)
+        for job in result.jobs:
+            self._start(job)
+        return len(result.jobs), result.next_due_ms
+
+    async def _redis_down(self, exc: Exception, failures: int) -> None:
+        delay = min(5.0, 0.1 * 2**failures)
+        log.warning("redis unavailable (%s); retrying in %.1f s", exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _start_poller(self, next_due_ms: int) -> None:
+        if self._poller is not None and not self._poller.done():
+            return
+        wait = MAX_IDLE_WAIT if next_due_ms < 0 else min(MAX_IDLE_WAIT, next_due_ms / 1000 + 0.001)
+        self._poller = asyncio.create_task(self.queue.wait_for_work(wait), name="long-poll")
+        self._poller.add_done_callback(self._poller_done)
+
+    def _poller_done(self, task: asyncio.Task[bool]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("long-poll failed: %s", task.exception())
+        self._poke.set()
+
+    async def _drain(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        deadline = time.monotonic() + self.grace
+        if self.running:
+            log.info("stopping: waiting up to %.0f s for %d running jobs", self.grace, len(self.running))
+        while self.running and time.monotonic() < deadline:
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), deadline - time.monotonic())
+            await self._flush()
+        left = list(self.running.values())
+        for r in left:
+            self._settlements.append(Settlement(r.job, "r"))
+            r.ctx.lease_lost = True  # a thread still running it must not report any more
+            r.task.cancel()
+        if left:
+            log.info("released %d unfinished jobs for other workers: %s", len(left),
+                     ", ".join(r.job.job_id for r in left))
+        self.running.clear()
+        await self._flush(final=True)
+
+    async def _flush(self, final: bool = False) -> None:
+        for attempt in range(5 if final else 1):
+            if not self._settlements:
+                return
+            try:
+                await self._claim(0)
+                return
+            except RedisError as exc:
+                log.warning("could not hand over %d outcomes (%s)", len(self._settlements), exc)
+                if final:
+                    await asyncio.sleep(0.2 * 2**attempt)
+
+    # ------------------------------------------------------------------ one job
+
+    def _start(self, job: ClaimedJob) -> None:
+        ctx = JobContext(
+            job_id=job.job_id,
+            job_type=job.job_type,
+            user_id=job.user_id,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            data={},
+            token=job.token,
+            _report=functools.partial(self.queue.progress, job.job_id, job.token),
+            _read_cancel=functools.partial(self.queue.cancel_requested, job.job_id, job.token),
+            _loop=self._loop,
+        )
+        task = asyncio.create_task(self._execute(job, ctx))
+        self.running[job.job_id] = Running(job, ctx, task)
+
+    async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
+        settlement: Settlement | None
+        try:
+            result = await self._call_processor(job, ctx)
+            settlement = Settlement(job, "c", encode_result(result))
+        except JobCancelled:
+            settlement = Settlement(job, "x", "cancelled at a checkpoint")
+        except LeaseLost:
+            log.warning("job %s: lease lost; another worker owns it now", job.job_id)
+            settlement = None
+        except asyncio.CancelledError:
+            return  # released by _drain, or its lease was lost
+        except Exception as exc:
+            settlement = self._failure(job, exc)
+        if self.running.pop(job.job_id, None) is None:
+            return
+        self.completed += 1
+        if settlement is not None:
+            self._settlements.append(settlement)
+        self._poke.set()
+
+    async def _call_processor(self, job: ClaimedJob, ctx: JobContext) -> Any:
+        try:
+            spec = get_job_type(job.job_type)
+            fn = self.processors[job.job_type]
+        except (UnknownJobType, KeyError) as exc:
+            raise PermanentJobError(f"this worker has no processor for job type {job.job_type!r}") from exc
+        try:
+            payload = spec.payload.model_validate_json(job.data)
+        except ValidationError as exc:
+            raise PermanentJobError(f"invalid payload: {exc.errors(include_url=False)}") from exc
+        ctx.data = json.loads(job.data)
+        async with asyncio.timeout(job.timeout if job.timeout > 0 else None):
+            if inspect.iscoroutinefunction(fn):
+                return await fn(ctx, payload)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(fn, ctx, payload))
+
+    def _failure(self, job: ClaimedJob, exc: Exception) -> Settlement:
+        if isinstance(exc, TimeoutError):
+            error = f"timed out after {job.timeout:g} s"
+        else:
+            error = str(exc) or type(exc).__name__
+        if isinstance(exc, PermanentJobError):
+            log.info("job %s failed permanently: %s", job.job_id, error)
+            return Settlement(job, "f", error, "-1")
+        delay = backoff_delay(job.attempt, job.backoff, job.backoff_max)
+        if not isinstance(exc, TimeoutError):
+            log.info("job %s attempt %d failed: %r", job.job_id, job.attempt, exc)
+        return Settlement(job, "f", error, str(int(delay * 1000)))
+
+    # ------------------------------------------------------------------ background duties
+
+    async def _renew_leases(self) -> None:
+        interval = self.lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)  # a period, not a wait for an event
+            running = list(self.running.values())
+            if not running:
+                continue
+            try:
+                flags = await self.queue.renew([(r.job.job_id, r.job.token) for r in running], self.lease_ms)
+            except RedisError as exc:
+                log.warning("lease renewal failed (%s)", exc)
+                continue
+            for r, flag in zip(running, flags, strict=True):
+                if flag == 1:
+                    r.ctx.cancel_requested = True
+                elif flag == -1 and self.running.get(r.job.job_id) is r:
+                    log.warning("job %s: lease lost; stopping it", r.job.job_id)
+                    r.ctx.lease_lost = True
+                    self.running.pop(r.job.job_id, None)
+                    r.task.cancel()
+                    self._poke.set()
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTAIN_INTERVAL * (0.5 + random.random()))  # a period, jittered
+            try:
+                promoted, recovered, swept = await self.queue.maintain()
+            except RedisError as exc:
+                log.debug("maintenance skipped (%s)", exc)
+                continue
+            if recovered:
+                log.warning("requeued %d jobs whose worker stopped renewing its lease", recovered)
+            if promoted or swept:
+                log.debug("promoted %d delayed jobs, swept %d finished jobs", promoted, swept)
