@@ -9,9 +9,8 @@ events stay on: every job still gets its token, its state changes and its events
 import os
 import sys
 
-from pydantic import BaseModel
-
 from common import REDIS_URL, record
+from pydantic import BaseModel
 
 # The worker reads its configuration from the environment, as in production.
 os.environ.setdefault("REDIS_URL", REDIS_URL)

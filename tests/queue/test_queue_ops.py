@@ -87,7 +87,12 @@ async def test_a_stale_token_cannot_complete_or_report(queue: Queue) -> None:
     done = await queue.get(job.job_id)
     assert done.result == "fresh" and done.status is JobStatus.COMPLETED
     assert types_of(await read_events(queue, USER), job.job_id) == [
-        "job_queued", "job_started", "job_retrying", "job_started", "job_completed"]
+        "job_queued",
+        "job_started",
+        "job_retrying",
+        "job_started",
+        "job_completed",
+    ]
 
 
 async def test_too_many_stalls_fail_the_job(backend) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +119,12 @@ async def test_retryable_failure_goes_to_delayed_then_due(queue: Queue) -> None:
     [again] = (await queue.claim("w", 1)).jobs
     assert again.attempt == 2
     assert types_of(await read_events(queue, USER), job.job_id) == [
-        "job_queued", "job_started", "job_retrying", "job_queued", "job_started"]
+        "job_queued",
+        "job_started",
+        "job_retrying",
+        "job_queued",
+        "job_started",
+    ]
 
 
 async def test_permanent_and_exhausted_failures_fail_at_once(queue: Queue) -> None:
@@ -141,7 +151,10 @@ async def test_delayed_job_becomes_due_without_another_process(queue: Queue) -> 
 
 async def test_idempotency_key_under_50_concurrent_enqueues(queue: Queue) -> None:
     results = await asyncio.gather(
-        *(queue.enqueue("test_echo", {"value": 1}, user_id=USER, idempotency_key="train-1") for _ in range(50))
+        *(
+            queue.enqueue("test_echo", {"value": 1}, user_id=USER, idempotency_key="train-1")
+            for _ in range(50)
+        )
     )
     assert len({r.job.job_id for r in results}) == 1
     assert sum(r.created for r in results) == 1
@@ -186,8 +199,12 @@ async def test_a_stalled_job_whose_cancel_was_requested_ends_cancelled(queue: Qu
 
 async def test_someone_elses_job_is_not_found(queue: Queue) -> None:
     job = await enqueue(queue)
-    for call in (queue.get(job.job_id, user_id="mallory"), queue.cancel(job.job_id, user_id="mallory"),
-                 queue.retry(job.job_id, user_id="mallory"), queue.get("no-such-job", user_id=USER)):
+    for call in (
+        queue.get(job.job_id, user_id="mallory"),
+        queue.cancel(job.job_id, user_id="mallory"),
+        queue.retry(job.job_id, user_id="mallory"),
+        queue.get("no-such-job", user_id=USER),
+    ):
         with pytest.raises(NotFound):
             await call
     with pytest.raises(NotFound):
@@ -261,7 +278,14 @@ async def test_counts_per_type_and_status(queue: Queue) -> None:
     await queue.cancel(a.job_id, user_id=USER)
     [mine] = await queue.counts(USER)
     assert mine.job_type == "test_echo"
-    assert mine.counts == {"queued": 0, "delayed": 1, "active": 0, "completed": 0, "failed": 0, "cancelled": 1}
+    assert mine.counts == {
+        "queued": 0,
+        "delayed": 1,
+        "active": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 1,
+    }
     [everyone] = await queue.counts()
     assert everyone.counts["queued"] == 1 and everyone.counts["cancelled"] == 1
 

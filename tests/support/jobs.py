@@ -24,11 +24,19 @@ class EchoPayload(BaseModel):
     fail_times: int = 0  # fail the first N attempts (retryable)
     permanent: bool = False  # fail at once, without retry
     marker: str | None = None  # append "<jobId> <attempt>\n" here when the job starts
-    gate: str | None = None  # block until this file exists (a test opens the gate)
+    gate: str | None = None  # after the steps, block until this file exists (a test opens the gate)
 
 
-register_job_type(JobTypeSpec("test_echo", EchoPayload, max_attempts=3, backoff_seconds=0.05,
-                              backoff_max_seconds=0.2, timeout_seconds=30))
+register_job_type(
+    JobTypeSpec(
+        "test_echo",
+        EchoPayload,
+        max_attempts=3,
+        backoff_seconds=0.05,
+        backoff_max_seconds=0.2,
+        timeout_seconds=30,
+    )
+)
 
 
 def _mark(path: str, line: str) -> None:
@@ -44,14 +52,14 @@ def _mark(path: str, line: str) -> None:
 async def echo(ctx: JobContext, payload: EchoPayload) -> dict[str, Any]:
     if payload.marker:
         _mark(payload.marker, f"{ctx.job_id} {ctx.attempt}\n")
-    while payload.gate and not os.path.exists(payload.gate):
-        await ctx.checkpoint()
-        await asyncio.sleep(0.01)  # polling a file the test creates; bounded by the job timeout
     for step in range(payload.steps):
         await ctx.progress(100 * step // max(1, payload.steps), f"step {step + 1}/{payload.steps}")
         await ctx.checkpoint()
         if payload.step_seconds:
             await asyncio.sleep(payload.step_seconds)
+    while payload.gate and not os.path.exists(payload.gate):  # noqa: ASYNC240 (a stat, microseconds)
+        await ctx.checkpoint()
+        await asyncio.sleep(0.01)  # polling a file the test creates; bounded by the job timeout
     if payload.permanent:
         raise PermanentJobError("bad options: this cannot succeed")
     if ctx.attempt <= payload.fail_times:

@@ -80,8 +80,18 @@ class ClaimedJob:
     @classmethod
     def from_reply(cls, c: Sequence[Any]) -> ClaimedJob:
         timeout, backoff, backoff_max = c[6].split("|")
-        return cls(c[0], c[1], c[2], c[3], int(c[4]), int(c[5]), float(timeout), float(backoff),
-                   float(backoff_max), c[7])
+        return cls(
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            int(c[4]),
+            int(c[5]),
+            float(timeout),
+            float(backoff),
+            float(backoff_max),
+            c[7],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +165,9 @@ class Queue:
                 )
             )
         except ValidationError as exc:
-            raise InvalidInput(f"invalid payload for {req.job_type}: {exc.errors(include_url=False)}") from exc
+            raise InvalidInput(
+                f"invalid payload for {req.job_type}: {exc.errors(include_url=False)}"
+            ) from exc
         data = model.model_dump_json(by_alias=True)
         priority = _check_priority(spec.priority if req.priority is None else req.priority)
         delay = req.delay or 0.0
@@ -183,8 +195,9 @@ class Queue:
         ]
         return spec, args, data, max_attempts
 
-    async def enqueue(self, job_type: str, payload: dict[str, Any] | BaseModel, *, user_id: str,
-                      **options: Any) -> EnqueueResult:
+    async def enqueue(
+        self, job_type: str, payload: dict[str, Any] | BaseModel, *, user_id: str, **options: Any
+    ) -> EnqueueResult:
         """Queue one job (one round trip). Raises IdempotencyConflict when the key was used for
         another request, InvalidInput for a bad payload or option, UnknownJobType."""
         return (await self.enqueue_many([EnqueueRequest(job_type, payload, user_id, **options)]))[0]
@@ -234,7 +247,9 @@ class Queue:
             created_at=created,
             started_at=None,
             finished_at=None,
-            run_at=datetime.fromtimestamp(int(reply[3]) / 1000 + delay_ms / 1000, tz=UTC) if delay_ms else None,
+            run_at=datetime.fromtimestamp(int(reply[3]) / 1000 + delay_ms / 1000, tz=UTC)
+            if delay_ms
+            else None,
         )
         return EnqueueResult(job, created=True)
 
@@ -242,7 +257,7 @@ class Queue:
 
     async def get(self, job_id: str, *, user_id: str | None = None, job_type: str | None = None) -> Job:
         """A job; NotFound when unknown, someone else's (when `user_id` is given) or of another type."""
-        fields = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc]
+        fields: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc,assignment]
         if not fields or (user_id is not None and fields["user"] != user_id):
             raise NotFound("job not found")
         if job_type is not None and fields["type"] != job_type:
@@ -277,7 +292,7 @@ class Queue:
     async def counts(self, user_id: str | None = None) -> list[QueueCounts]:
         """Jobs per type and status: one user's, or every user's when `user_id` is None."""
         key = self.keys.counts if user_id is None else self.keys.user_counts(user_id)
-        raw = await self.redis.hgetall(key)  # type: ignore[misc]
+        raw: dict[str, str] = await self.redis.hgetall(key)  # type: ignore[misc,assignment]
         per_type: dict[str, dict[str, int]] = {}
         for name, value in raw.items():
             job_type, _, status = name.rpartition("|")
@@ -315,7 +330,9 @@ class Queue:
         for status in (JobStatus.QUEUED, JobStatus.DELAYED, JobStatus.ACTIVE):
             cursor: str | None = None
             while True:
-                page = await self.list_jobs(user_id, status=status, job_type=job_type, limit=100, cursor=cursor)
+                page = await self.list_jobs(
+                    user_id, status=status, job_type=job_type, limit=100, cursor=cursor
+                )
                 for job in page.jobs:
                     if job.data.get(data_field) == value:
                         try:
@@ -331,7 +348,11 @@ class Queue:
     # ------------------------------------------------------------------ workers
 
     async def claim(
-        self, worker_id: str, max_jobs: int, settlements: Sequence[Settlement] = (), lease_ms: int | None = None
+        self,
+        worker_id: str,
+        max_jobs: int,
+        settlements: Sequence[Settlement] = (),
+        lease_ms: int | None = None,
     ) -> ClaimResult:
         """Settle finished jobs and claim up to `max_jobs` due ones, in one script call."""
         lease = lease_ms if lease_ms is not None else int(self.settings.LEASE_SECONDS * 1000)
@@ -345,8 +366,19 @@ class Queue:
         ]
         for s in settlements:
             j = s.job
-            args.extend((j.job_id, j.token, j.user_id, j.job_type, str(j.attempt), str(j.max_attempts),
-                         s.outcome, s.a, s.b))
+            args.extend(
+                (
+                    j.job_id,
+                    j.token,
+                    j.user_id,
+                    j.job_type,
+                    str(j.attempt),
+                    str(j.max_attempts),
+                    s.outcome,
+                    s.a,
+                    s.b,
+                )
+            )
         accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
         jobs = [ClaimedJob.from_reply(c) for c in claimed]
         return ClaimResult([a == 1 for a in accepted], jobs, int(next_due), settlements)
@@ -365,7 +397,9 @@ class Queue:
         """Record progress; returns whether cancellation was requested. LeaseLost if not the owner."""
         reply = int(
             await self._run(
-                "progress", [self.keys.job(job_id)], [self._maxlen, job_id, token, str(percent), message or ""]
+                "progress",
+                [self.keys.job(job_id)],
+                [self._maxlen, job_id, token, str(percent), message or ""],
             )
         )
         if reply < 0:
@@ -384,8 +418,12 @@ class Queue:
         promoted, recovered, swept = await self._run(
             "maintain",
             [self.keys.finished],
-            [self._maxlen, str(self.settings.MAX_STALLS), str(self.settings.JOB_RETENTION_SECONDS * 1000),
-             str(sweep_limit)],
+            [
+                self._maxlen,
+                str(self.settings.MAX_STALLS),
+                str(self.settings.JOB_RETENTION_SECONDS * 1000),
+                str(sweep_limit),
+            ],
         )
         return int(promoted), int(recovered), int(swept)
 

@@ -29,9 +29,7 @@ def create_redis(
     options.setdefault("decode_responses", True)
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("health_check_interval", 15)
-    options.setdefault(
-        "retry", Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3)
-    )
+    options.setdefault("retry", Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3))
     options.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     if cluster:
         options.pop("health_check_interval")

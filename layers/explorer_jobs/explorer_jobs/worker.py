@@ -40,8 +40,8 @@ MAINTAIN_INTERVAL = 5.0
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
     """Seconds before retry `attempt + 1`: exponential, capped, with "equal jitter" (half fixed,
     half random) so a burst of failures does not come back as a burst."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return delay / 2 + rng() * delay / 2
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(delay / 2 + rng() * delay / 2)
 
 
 def encode_result(result: Any) -> str:
@@ -95,7 +95,9 @@ class Worker:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        log.info("worker %s started: concurrency %d, queue %s", self.worker_id, self.concurrency, self.queue.name)
+        log.info(
+            "worker %s started: concurrency %d, queue %s", self.worker_id, self.concurrency, self.queue.name
+        )
         background = [
             asyncio.create_task(self._renew_leases(), name="renew"),
             asyncio.create_task(self._maintain(), name="maintain"),
@@ -180,8 +182,11 @@ class Worker:
             r.ctx.lease_lost = True  # a thread still running it must not report any more
             r.task.cancel()
         if left:
-            log.info("released %d unfinished jobs for other workers: %s", len(left),
-                     ", ".join(r.job.job_id for r in left))
+            log.info(
+                "released %d unfinished jobs for other workers: %s",
+                len(left),
+                ", ".join(r.job.job_id for r in left),
+            )
         self.running.clear()
         await self._flush(final=True)
 

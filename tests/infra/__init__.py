@@ -1,0 +1,1 @@
+"""Checks of the deployment files (compose, Dockerfile, SAM template) against the repository."""

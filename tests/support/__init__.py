@@ -1,0 +1,1 @@
+"""Test support: throwaway Redis servers and the pytest fixtures that start them."""
