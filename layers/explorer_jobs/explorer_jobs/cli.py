@@ -20,6 +20,8 @@ def _setup_logging() -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # Alembic announces each of its plugins at INFO: noise on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _import_modules(modules: Sequence[str]) -> None:
@@ -56,29 +58,71 @@ def run_api(host: str, port: int) -> None:
     make_server(create_combined_app(), host=host, port=port, log_config=None).run()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+async def run_scheduler_alone(tick: float) -> None:
+    from explorer_jobs.queue import Queue
+    from explorer_jobs.redis_client import create_redis
+    from explorer_jobs.scheduling import run_scheduler
+
+    redis = create_redis()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_scheduler(Queue(redis), stop, tick)
+    finally:
+        await redis.aclose()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="explorer-jobs", description="DB Explorer's async job system")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("dev", "the whole stack in one process tree: API, SSE gateway, worker, scheduler"),
+        ("api", "serve every HTTP function in one app (uvicorn)"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--host", default="127.0.0.1")
+        cmd.add_argument("--port", type=int, default=8000)
     worker = sub.add_parser("worker", help="run jobs from the queue (WORKER_CONCURRENCY at once)")
-    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (default WORKER_CONCURRENCY)")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="jobs at once (default WORKER_CONCURRENCY)"
+    )
     worker.add_argument("--queue", default=None, help="queue name (default QUEUE_NAME)")
-    worker.add_argument("--import", dest="imports", action="append", default=[],
-                        help="a module to import first (registers extra job types and processors)")
-    api = sub.add_parser("api", help="serve every HTTP function in one app (uvicorn)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    worker.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        help="a module to import first (registers extra job types and processors)",
+    )
+    scheduler = sub.add_parser("scheduler", help="queue scheduled re-trainings on every tick")
+    scheduler.add_argument("--tick", type=float, default=60.0, help="seconds between ticks")
+    sub.add_parser("migrate", help="apply the store's database migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     _setup_logging()
-    if args.command == "worker":
-        _import_modules(args.imports)
-        with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.command == "worker":
+            _import_modules(args.imports)
             asyncio.run(run_worker(args.concurrency, args.queue))
-        return 0
-    if args.command == "api":
-        run_api(args.host, args.port)
-        return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+        elif args.command == "api":
+            run_api(args.host, args.port)
+        elif args.command == "dev":
+            from explorer_jobs.devstack import run_dev
+
+            asyncio.run(run_dev(args.host, args.port))
+        elif args.command == "scheduler":
+            asyncio.run(run_scheduler_alone(args.tick))
+        elif args.command == "migrate":
+            from explorer_jobs.store.migrate import upgrade_database
+
+            upgrade_database()
+            log.info("the store is up to date")
+    return 0
 
 
 if __name__ == "__main__":
