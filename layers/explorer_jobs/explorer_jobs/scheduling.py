@@ -9,6 +9,7 @@ delivered twice, overlapping windows, or two schedulers never queue the same tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -93,7 +94,5 @@ async def run_scheduler(queue: Queue, stop: asyncio.Event, tick: float = TICK_SE
             await fire(queue)
         except Exception:  # one bad tick must not end the loop; the next one retries
             log.exception("scheduler tick failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), tick)
-        except TimeoutError:
-            pass
