@@ -6,6 +6,7 @@ between two commands cannot leave a job half-moved, nor a change without its not
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from explorer_jobs.errors import Conflict, IdempotencyConflict, InvalidInput, LeaseLost, NotFound
@@ -111,6 +113,20 @@ class Settlement:
     def job_id(self) -> str:
         return self.job.job_id
 
+    def as_args(self) -> list[str]:
+        j = self.job
+        return [
+            j.job_id,
+            j.token,
+            j.user_id,
+            j.job_type,
+            str(j.attempt),
+            str(j.max_attempts),
+            self.outcome,
+            self.a,
+            self.b,
+        ]
+
 
 @dataclass(slots=True)
 class ClaimResult:
@@ -148,8 +164,20 @@ class Queue:
             n: redis.register_script(script_source(n)) for n in SCRIPT_NAMES
         }
         self._maxlen = str(self.settings.EVENTS_MAXLEN)
+        # redis-py's asyncio cluster client breaks when many coroutines make its first calls at
+        # once (its nodes are set up by each of them): set it up once, under a lock.
+        self._ready = not isinstance(redis, RedisCluster)
+        self._init_lock = asyncio.Lock()
+
+    async def _ensure_ready(self) -> None:
+        async with self._init_lock:
+            if not self._ready:
+                await self.redis.initialize()  # type: ignore[union-attr]
+                self._ready = True
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if not self._ready:
+            await self._ensure_ready()
         return await self._scripts[name](keys=keys, args=[self.keys.prefix, *args])
 
     # ------------------------------------------------------------------ producers
@@ -208,14 +236,14 @@ class Queue:
         for start in range(0, len(requests), BULK_CHUNK):
             chunk = requests[start : start + BULK_CHUNK]
             encoded = [self._encode(r) for r in chunk]
-            args: list[str] = [
+            args = [
                 self._maxlen,
                 str(self.settings.EVENTS_RETENTION_SECONDS * 1000),
                 str(self.settings.IDEMPOTENCY_TTL_SECONDS * 1000),
-                str(len(chunk)),
+                # One argument for the whole chunk: packing thousands of arguments costs the client
+                # more than decoding one JSON string costs Redis.
+                json.dumps([job_args for _, job_args, _, _ in encoded], separators=(",", ":")),
             ]
-            for _, job_args, _, _ in encoded:
-                args.extend(job_args)
             replies = await self._run("enqueue", [self.keys.queued], args)
             for req, (_, job_args, data, max_attempts), reply in zip(chunk, encoded, replies, strict=True):
                 results.append(await self._enqueue_result(req, job_args, data, max_attempts, reply))
@@ -257,6 +285,8 @@ class Queue:
 
     async def get(self, job_id: str, *, user_id: str | None = None, job_type: str | None = None) -> Job:
         """A job; NotFound when unknown, someone else's (when `user_id` is given) or of another type."""
+        if not self._ready:
+            await self._ensure_ready()
         fields: dict[str, str] = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc,assignment]
         if not fields or (user_id is not None and fields["user"] != user_id):
             raise NotFound("job not found")
@@ -292,6 +322,8 @@ class Queue:
     async def counts(self, user_id: str | None = None) -> list[QueueCounts]:
         """Jobs per type and status: one user's, or every user's when `user_id` is None."""
         key = self.keys.counts if user_id is None else self.keys.user_counts(user_id)
+        if not self._ready:
+            await self._ensure_ready()
         raw: dict[str, str] = await self.redis.hgetall(key)  # type: ignore[misc,assignment]
         per_type: dict[str, dict[str, int]] = {}
         for name, value in raw.items():
@@ -362,23 +394,8 @@ class Queue:
             str(lease),
             str(max_jobs),
             str(self.settings.MAX_STALLS),
-            str(len(settlements)),
+            json.dumps([s.as_args() for s in settlements], separators=(",", ":")),
         ]
-        for s in settlements:
-            j = s.job
-            args.extend(
-                (
-                    j.job_id,
-                    j.token,
-                    j.user_id,
-                    j.job_type,
-                    str(j.attempt),
-                    str(j.max_attempts),
-                    s.outcome,
-                    s.a,
-                    s.b,
-                )
-            )
         accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
         jobs = [ClaimedJob.from_reply(c) for c in claimed]
         return ClaimResult([a == 1 for a in accepted], jobs, int(next_due), settlements)
@@ -408,6 +425,8 @@ class Queue:
 
     async def cancel_requested(self, job_id: str, token: str) -> bool:
         """Whether the job's cancellation was requested. LeaseLost if the token no longer owns it."""
+        if not self._ready:
+            await self._ensure_ready()
         owner, cancel = await self.redis.hmget(self.keys.job(job_id), ["token", "cancel"])  # type: ignore[misc]
         if owner != token:
             raise LeaseLost(f"job {job_id} is no longer owned by this worker")
@@ -430,7 +449,11 @@ class Queue:
     async def wait_for_work(self, timeout: float) -> bool:
         """Block (long-poll) until a producer signals work or `timeout` seconds pass."""
         # BLPOP takes whole or fractional seconds; 0 would block forever.
+        if not self._ready:
+            await self._ensure_ready()
         return await self.redis.blpop([self.keys.wake], timeout=max(0.01, timeout)) is not None  # type: ignore[misc]
 
     async def ping(self) -> bool:
+        if not self._ready:
+            await self._ensure_ready()
         return bool(await self.redis.ping())  # type: ignore[misc]

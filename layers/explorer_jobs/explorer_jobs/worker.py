@@ -8,6 +8,7 @@ script call. An idle worker long-polls (BLPOP on the queue's wake list) instead 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import inspect
@@ -35,6 +36,10 @@ log = logging.getLogger("explorer_jobs.worker")
 # An idle worker wakes at least this often to promote delayed jobs and recover stalled leases.
 MAX_IDLE_WAIT = 5.0
 MAINTAIN_INTERVAL = 5.0
+# While jobs take less than this on average, a worker claims up to a second batch ahead, so its
+# next claim is in flight while the current batch runs. Longer jobs are never claimed ahead: a
+# claimed job shows as started, and must not wait for a slot.
+PREFETCH_BELOW_SECONDS = 0.005
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -45,6 +50,8 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float
 
 
 def encode_result(result: Any) -> str:
+    if result is None:
+        return "null"
     if isinstance(result, BaseModel):
         return result.model_dump_json(by_alias=True)
     return json.dumps(result, separators=(",", ":"), default=str)
@@ -55,6 +62,8 @@ class Running:
     job: ClaimedJob
     ctx: JobContext
     task: asyncio.Task[None]
+    timer: asyncio.TimerHandle | None = None
+    timed_out: bool = False
 
 
 class Worker:
@@ -78,13 +87,16 @@ class Worker:
         self.grace = settings.SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.running: dict[str, Running] = {}
+        self.buffered: collections.deque[ClaimedJob] = collections.deque()
         self.completed = 0
+        self._mean_duration = 1.0  # seconds, a moving average; starts "slow": no prefetch
         self._settlements: list[Settlement] = []
         self._poke = asyncio.Event()
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[bool] | None = None
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._is_async: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,38 +126,47 @@ class Worker:
             self._executor.shutdown(wait=False, cancel_futures=True)
             log.info("worker %s stopped after %d jobs", self.worker_id, self.completed)
 
+    def _wanted(self) -> int:
+        ahead = self.concurrency if self._mean_duration < PREFETCH_BELOW_SECONDS else 0
+        return self.concurrency + ahead - len(self.running) - len(self.buffered)
+
     async def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             self._poke.clear()
-            free = self.concurrency - len(self.running)
-            if free > 0 or self._settlements:
+            self._fill_slots()
+            want = self._wanted()
+            if want > 0 or self._settlements:
                 try:
-                    got, next_due = await self._claim(free)
+                    got, next_due = await self._claim(max(0, want))
                     failures = 0
                 except RedisError as exc:
                     failures += 1
                     await self._redis_down(exc, failures)
                     continue
-                if got == free > 0:
+                if got == want > 0:
                     continue  # the queue may hold more: claim again as soon as a slot frees
                 if len(self.running) < self.concurrency:
                     self._start_poller(next_due)
             await self._poke.wait()
 
-    async def _claim(self, free: int) -> tuple[int, int]:
+    async def _claim(self, want: int) -> tuple[int, int]:
         settlements, self._settlements = self._settlements, []
         try:
-            result = await self.queue.claim(self.worker_id, free, settlements, self.lease_ms)
+            result = await self.queue.claim(self.worker_id, want, settlements, self.lease_ms)
         except BaseException:
             self._settlements[:0] = settlements  # nothing was written: hand them over next time
             raise
         for s, ok in zip(settlements, result.accepted, strict=True):
             if not ok:
                 log.warning("job %s: outcome refused, this worker no longer owns it", s.job_id)
-        for job in result.jobs:
-            self._start(job)
+        self.buffered.extend(result.jobs)
+        self._fill_slots()
         return len(result.jobs), result.next_due_ms
+
+    def _fill_slots(self) -> None:
+        while self.buffered and len(self.running) < self.concurrency:
+            self._start(self.buffered.popleft())
 
     async def _redis_down(self, exc: Exception, failures: int) -> None:
         delay = min(5.0, 0.1 * 2**failures)
@@ -168,6 +189,9 @@ class Worker:
     async def _drain(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+        # Jobs claimed ahead have not started: another worker may have them at once.
+        self._settlements.extend(Settlement(job, "r") for job in self.buffered)
+        self.buffered.clear()
         deadline = time.monotonic() + self.grace
         if self.running:
             log.info("stopping: waiting up to %.0f s for %d running jobs", self.grace, len(self.running))
@@ -177,6 +201,9 @@ class Worker:
                 await asyncio.wait_for(self._poke.wait(), deadline - time.monotonic())
             await self._flush()
         left = list(self.running.values())
+        for job in self.buffered:
+            self._settlements.append(Settlement(job, "r"))
+        self.buffered.clear()
         for r in left:
             self._settlements.append(Settlement(r.job, "r"))
             r.ctx.lease_lost = True  # a thread still running it must not report any more
@@ -218,10 +245,19 @@ class Worker:
             _loop=self._loop,
         )
         task = asyncio.create_task(self._execute(job, ctx))
-        self.running[job.job_id] = Running(job, ctx, task)
+        running = self.running[job.job_id] = Running(job, ctx, task)
+        if job.timeout > 0:
+            # A plain timer, not asyncio.timeout(): at thousands of jobs a second it is half the cost.
+            running.timer = task.get_loop().call_later(job.timeout, self._time_out, running)
+
+    def _time_out(self, running: Running) -> None:
+        running.timed_out = True
+        running.ctx.lease_lost = True  # a thread still running it must not report any more
+        running.task.cancel()
 
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         settlement: Settlement | None
+        started = time.perf_counter()
         try:
             result = await self._call_processor(job, ctx)
             settlement = Settlement(job, "c", encode_result(result))
@@ -231,11 +267,18 @@ class Worker:
             log.warning("job %s: lease lost; another worker owns it now", job.job_id)
             settlement = None
         except asyncio.CancelledError:
-            return  # released by _drain, or its lease was lost
+            running = self.running.get(job.job_id)
+            if running is None or not running.timed_out:
+                return  # released by _drain, or its lease was lost
+            settlement = self._failure(job, TimeoutError())
         except Exception as exc:
             settlement = self._failure(job, exc)
-        if self.running.pop(job.job_id, None) is None:
+        running = self.running.pop(job.job_id, None)
+        if running is None:
             return
+        if running.timer is not None:
+            running.timer.cancel()
+        self._mean_duration += (time.perf_counter() - started - self._mean_duration) * 0.1
         self.completed += 1
         if settlement is not None:
             self._settlements.append(settlement)
@@ -252,11 +295,15 @@ class Worker:
         except ValidationError as exc:
             raise PermanentJobError(f"invalid payload: {exc.errors(include_url=False)}") from exc
         ctx.data = json.loads(job.data)
-        async with asyncio.timeout(job.timeout if job.timeout > 0 else None):
-            if inspect.iscoroutinefunction(fn):
-                return await fn(ctx, payload)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(fn, ctx, payload))
+        is_async = self._is_async.get(job.job_type)
+        if is_async is None:
+            is_async = self._is_async[job.job_type] = inspect.iscoroutinefunction(fn)
+        if is_async:
+            return await fn(ctx, payload)
+        # A thread cannot be stopped: on a timeout the job fails and frees its slot, and the thread
+        # finishes on its own (its late reports are refused, the context is marked lost).
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, ctx, payload))
 
     def _failure(self, job: ClaimedJob, exc: Exception) -> Settlement:
         if isinstance(exc, TimeoutError):
@@ -278,14 +325,21 @@ class Worker:
         while True:
             await asyncio.sleep(interval)  # a period, not a wait for an event
             running = list(self.running.values())
-            if not running:
+            buffered = list(self.buffered)
+            if not running and not buffered:
                 continue
+            leases = [(r.job.job_id, r.job.token) for r in running] + [(j.job_id, j.token) for j in buffered]
             try:
-                flags = await self.queue.renew([(r.job.job_id, r.job.token) for r in running], self.lease_ms)
+                flags = await self.queue.renew(leases, self.lease_ms)
             except RedisError as exc:
                 log.warning("lease renewal failed (%s)", exc)
                 continue
-            for r, flag in zip(running, flags, strict=True):
+            lost = {
+                job.job_id for job, flag in zip(buffered, flags[len(running) :], strict=True) if flag == -1
+            }
+            if lost:
+                self.buffered = collections.deque(j for j in self.buffered if j.job_id not in lost)
+            for r, flag in zip(running, flags[: len(running)], strict=True):
                 if flag == 1:
                     r.ctx.cancel_requested = True
                 elif flag == -1 and self.running.get(r.job.job_id) is r:

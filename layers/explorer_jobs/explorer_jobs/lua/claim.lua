@@ -3,9 +3,10 @@
 -- KEYS[1]  <prefix>queued
 -- ARGV[1]  prefix          ARGV[2] events maxlen   ARGV[3] worker id   ARGV[4] lease (ms)
 -- ARGV[5]  max jobs to claim                      ARGV[6] max stalls before a job fails
--- ARGV[7]  number of settlements S; then 8 fields each: id, token, user, type, attempts,
---          max_attempts (as the claim gave them: they cannot change while the job is active),
---          outcome, a, b where outcome is
+-- ARGV[7]  settlements, one JSON array (one argument: packing thousands of arguments costs the
+--          client more than decoding one string costs Redis), each [id, token, user, type,
+--          attempts, max_attempts (as the claim gave them: they cannot change while the job is
+--          active), outcome, a, b] where outcome is
 --          'c' completed (a = result JSON)
 --          'f' failed    (a = error text, b = retry delay ms, or -1 when not retryable)
 --          'x' cancelled at a checkpoint (a = message)
@@ -15,7 +16,7 @@
 --          max_attempts, opts ("timeout|backoff|backoff_max", seconds), token} per job;
 --          next_due_ms = -1 if nothing is delayed or leased.
 local maxlen, worker, lease, want, max_stalls = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local S = tonumber(ARGV[7])
+local settlements = cjson.decode(ARGV[7])
 
 -- Every move out of `active` clears the token, so a matching token means "still active and ours".
 local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a, b)
@@ -36,8 +37,8 @@ local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a
         .. string.format('%.1f', delay / 1000) .. ' s'
       redis.call('HSET', jkey, 'status', 'delayed', 'error', a, 'message', msg, 'token', '',
         'run_at', NOW + delay, 'progress', 0)
-      redis.call('ZREM', P .. 'active', id)
-      redis.call('ZADD', P .. 'delayed', NOW + delay, id)
+      zrem_later(P .. 'active', id)
+      zadd_later(P .. 'delayed', NOW + delay, id)
       move_count(user, jtype, 'active', 'delayed')
       emit(maxlen, user, 'job_retrying', id, jtype, 'delayed', 0, msg, ',"error":' .. cjson.encode(a))
     end
@@ -51,11 +52,10 @@ local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a
 end
 
 local settled = {}
-for i = 0, S - 1 do
-  local b = 8 + i * 9
-  settled[#settled + 1] = settle(ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5],
-    ARGV[b + 6], ARGV[b + 7], ARGV[b + 8])
+for i, s in ipairs(settlements) do
+  settled[i] = settle(s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9])
 end
+flush_counts() -- the settled jobs must be out of `active` before stalled leases are looked for
 
 promote_due(maxlen, 1000)
 recover_stalled(maxlen, max_stalls, 100)
@@ -74,7 +74,7 @@ if want > 0 then
       local msg = 'attempt ' .. attempts .. ' of ' .. f[5]
       redis.call('HSET', jkey, 'status', 'active', 'attempts', attempts, 'token', token, 'started_at', NOW,
         'message', msg)
-      redis.call('ZADD', P .. 'active', NOW + lease, id)
+      zadd_later(P .. 'active', NOW + lease, id)
       move_count(f[2], f[1], 'queued', 'active')
       emit(maxlen, f[2], 'job_started', id, f[1], 'active', 0, msg, '')
       claimed[#claimed + 1] = {id, f[1], f[2], f[3], attempts, f[5], f[6], token}

@@ -35,32 +35,62 @@ end
 -- Move one job between two states in the per-type counters (every user's and the owner's).
 -- Deltas add up in memory and are written once by flush_counts(): a batch of jobs of one type
 -- costs a few HINCRBYs per script call, not four per job.
+-- DELTAS[user][jtype][status] = n: nested tables, so no field name is built per job.
 local DELTAS = {}
-local function add_delta(key, field, n)
-  local d = DELTAS[key]
-  if not d then d = {}; DELTAS[key] = d end
-  d[field] = (d[field] or 0) + n
+local function add_delta(user, jtype, status, n)
+  local u = DELTAS[user]
+  if not u then u = {}; DELTAS[user] = u end
+  local t = u[jtype]
+  if not t then t = {}; u[jtype] = t end
+  t[status] = (t[status] or 0) + n
 end
 
 local function move_count(user, jtype, from, to)
-  if from then
-    add_delta(P .. 'counts', jtype .. '|' .. from, -1)
-    add_delta(P .. 'ucounts:' .. user, jtype .. '|' .. from, -1)
-  end
-  if to then
-    add_delta(P .. 'counts', jtype .. '|' .. to, 1)
-    add_delta(P .. 'ucounts:' .. user, jtype .. '|' .. to, 1)
+  if from then add_delta(user, jtype, from, -1) end
+  if to then add_delta(user, jtype, to, 1) end
+end
+
+-- Sorted-set writes wait here too and go out as one variadic ZREM and one ZADD per key: at a
+-- batch of jobs a call, a redis.call per job and set is most of a script's cost. Removals are
+-- written before additions, which is the order any one job's moves happen in within a call.
+local ZREMS, ZADDS = {}, {}
+local function zrem_later(key, member)
+  local t = ZREMS[key]
+  if not t then t = {}; ZREMS[key] = t end
+  t[#t + 1] = member
+end
+
+local function zadd_later(key, score, member)
+  local t = ZADDS[key]
+  if not t then t = {}; ZADDS[key] = t end
+  t[#t + 1] = score
+  t[#t + 1] = member
+end
+
+-- unpack() is bounded by Lua's C stack: write in slices.
+local function call_sliced(cmd, key, items)
+  for i = 1, #items, 4000 do
+    redis.call(cmd, key, unpack(items, i, math.min(i + 3999, #items)))
   end
 end
 
--- Every script that moves jobs calls this once, before it returns.
+-- Every script that moves jobs calls this once, before it reads the sets back or returns.
 local function flush_counts()
-  for key, fields in pairs(DELTAS) do
-    for field, n in pairs(fields) do
-      if n ~= 0 then redis.call('HINCRBY', key, field, n) end
+  for user, types in pairs(DELTAS) do
+    for jtype, statuses in pairs(types) do
+      for status, n in pairs(statuses) do
+        if n ~= 0 then
+          local field = jtype .. '|' .. status
+          redis.call('HINCRBY', P .. 'counts', field, n)
+          redis.call('HINCRBY', P .. 'ucounts:' .. user, field, n)
+        end
+      end
     end
   end
   DELTAS = {}
+  for key, members in pairs(ZREMS) do call_sliced('ZREM', key, members) end
+  for key, pairs_ in pairs(ZADDS) do call_sliced('ZADD', key, pairs_) end
+  ZREMS, ZADDS = {}, {}
 end
 
 -- The time of this call as ISO text, computed once: every event of one call carries it.
@@ -92,10 +122,10 @@ end
 -- A finished job leaves the live sets and waits in `finished` for the retention sweep.
 local function finish(id, jkey, user, jtype, from, to, fields)
   redis.call('HSET', jkey, 'status', to, 'finished_at', NOW, 'token', '', unpack(fields))
-  if from == 'active' then redis.call('ZREM', P .. 'active', id)
+  if from == 'active' then zrem_later(P .. 'active', id)
   elseif from == 'queued' then redis.call('ZREM', P .. 'queued', id)
   elseif from == 'delayed' then redis.call('ZREM', P .. 'delayed', id) end
-  redis.call('ZADD', P .. 'finished', NOW, id)
+  zadd_later(P .. 'finished', NOW, id)
   move_count(user, jtype, from, to)
 end
 
@@ -126,9 +156,9 @@ local function recover_stalled(maxlen, max_stalls, limit)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     local jkey = P .. 'job:' .. id
-    local f = redis.call('HMGET', jkey, 'user', 'type', 'progress')
-    if not f[1] then
-      redis.call('ZREM', P .. 'active', id)
+    local f = redis.call('HMGET', jkey, 'user', 'type', 'progress', 'status')
+    if not f[1] or f[4] ~= 'active' then
+      redis.call('ZREM', P .. 'active', id) -- gone, or it moved on and its set entry is stale
     else
       local stalls = redis.call('HINCRBY', jkey, 'stalls', 1)
       if stalls > max_stalls then

@@ -2,19 +2,19 @@
 -- KEYS[1]  <prefix>queued        (routes the call to the queue's slot)
 -- ARGV[1]  prefix                 ARGV[2] events maxlen
 -- ARGV[3]  events retention (ms)  ARGV[4] idempotency ttl (ms)
--- ARGV[5]  number of jobs; then 12 fields per job:
---          id, type, user, priority, delay_ms, max_attempts, timeout_s, backoff_s, backoff_max_s,
---          data (JSON), idempotency key ('' for none), request fingerprint
+-- ARGV[5]  the jobs, one JSON array of [id, type, user, priority, delay_ms, max_attempts,
+--          timeout_s, backoff_s, backoff_max_s, data (JSON text), idempotency key ('' for none),
+--          request fingerprint], all strings
 -- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created,
 --          0 = an earlier job with the same key and request, -1 = same key, other request (409).
-local maxlen, retention, idem_ttl, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxlen, retention, idem_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local jobs = cjson.decode(ARGV[5])
 local out = {}
 local woke = false
 local users = {}
-for i = 0, n - 1 do
-  local b = 6 + i * 12
-  local id, jtype, user, priority = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local delay, idem, fp = tonumber(ARGV[b + 4]), ARGV[b + 10], ARGV[b + 11]
+for _, j in ipairs(jobs) do
+  local id, jtype, user, priority = j[1], j[2], j[3], j[4]
+  local delay, idem, fp = tonumber(j[5]), j[11], j[12]
   local existing = nil
   if idem ~= '' then
     local ikey = P .. 'idem:' .. user .. ':' .. idem
@@ -41,16 +41,15 @@ for i = 0, n - 1 do
     if delay > 0 then
       status = 'delayed'
       run_at = NOW + delay
-      redis.call('ZADD', P .. 'delayed', run_at, id)
+      zadd_later(P .. 'delayed', run_at, id)
     else
-      redis.call('ZADD', P .. 'queued', queued_score(priority, seq), id)
+      zadd_later(P .. 'queued', queued_score(priority, seq), id)
     end
     redis.call('HSET', P .. 'job:' .. id, 'id', id, 'type', jtype, 'user', user, 'status', status,
-      'priority', priority, 'seq', seq, 'attempts', 0, 'max_attempts', ARGV[b + 5],
-      'round_attempts', ARGV[b + 5],
-      'opts', ARGV[b + 6] .. '|' .. ARGV[b + 7] .. '|' .. ARGV[b + 8], 'data', ARGV[b + 9],
+      'priority', priority, 'seq', seq, 'attempts', 0, 'max_attempts', j[6],
+      'round_attempts', j[6], 'opts', j[7] .. '|' .. j[8] .. '|' .. j[9], 'data', j[10],
       'created_at', NOW, 'run_at', run_at)
-    redis.call('ZADD', P .. 'ujobs:' .. user, seq, id)
+    zadd_later(P .. 'ujobs:' .. user, seq, id)
     move_count(user, jtype, nil, status)
     emit(maxlen, user, 'job_queued', id, jtype, status, 0, nil, '')
     users[user] = true
