@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,12 +15,9 @@ log = logging.getLogger("explorer_jobs.cli")
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # Alembic announces each of its plugins at INFO: noise on every start.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from explorer_jobs.observability import configure_logging
+
+    configure_logging()
 
 
 def _import_modules(modules: Sequence[str]) -> None:

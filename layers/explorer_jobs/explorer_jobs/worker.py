@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from explorer_jobs.context import JobContext
 from explorer_jobs.errors import JobCancelled, LeaseLost, PermanentJobError, UnknownJobType
 from explorer_jobs.jobtypes import get_job_type
+from explorer_jobs.observability import JobMetrics, current_job_id
 from explorer_jobs.processors import PROCESSORS, Processor
 from explorer_jobs.queue import ClaimedJob, Queue, Settlement
 
@@ -40,6 +41,7 @@ MAINTAIN_INTERVAL = 5.0
 # next claim is in flight while the current batch runs. Longer jobs are never claimed ahead: a
 # claimed job shows as started, and must not wait for a slot.
 PREFETCH_BELOW_SECONDS = 0.005
+OUTCOMES = {"c": "completed", "f": "failed", "x": "cancelled"}
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -97,6 +99,7 @@ class Worker:
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async: dict[str, bool] = {}
+        self.metrics = JobMetrics()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -124,6 +127,7 @@ class Worker:
                 self._poller.cancel()
             await asyncio.gather(*background, *(t for t in [self._poller] if t), return_exceptions=True)
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self.metrics.flush()
             log.info("worker %s stopped after %d jobs", self.worker_id, self.completed)
 
     def _wanted(self) -> int:
@@ -258,6 +262,7 @@ class Worker:
     async def _execute(self, job: ClaimedJob, ctx: JobContext) -> None:
         settlement: Settlement | None
         started = time.perf_counter()
+        current_job_id.set(job.job_id)  # this task's own context: log lines carry the job id
         try:
             result = await self._call_processor(job, ctx)
             settlement = Settlement(job, "c", encode_result(result))
@@ -278,10 +283,12 @@ class Worker:
             return
         if running.timer is not None:
             running.timer.cancel()
-        self._mean_duration += (time.perf_counter() - started - self._mean_duration) * 0.1
+        took = time.perf_counter() - started
+        self._mean_duration += (took - self._mean_duration) * 0.1
         self.completed += 1
         if settlement is not None:
             self._settlements.append(settlement)
+            self.metrics.job_finished(OUTCOMES.get(settlement.outcome, "failed"), took)
         self._poke.set()
 
     async def _call_processor(self, job: ClaimedJob, ctx: JobContext) -> Any:
@@ -352,6 +359,8 @@ class Worker:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(MAINTAIN_INTERVAL * (0.5 + random.random()))  # a period, jittered
+            if self.metrics.due():
+                self.metrics.flush()
             try:
                 promoted, recovered, swept = await self.queue.maintain()
             except RedisError as exc:
