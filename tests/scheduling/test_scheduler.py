@@ -114,3 +114,19 @@ async def test_the_scheduler_function_handles_an_eventbridge_event(
     assert second == {"queued": 0, "alreadyQueued": 1}
     [counts] = await Queue(redis, get_settings()).counts("alice")
     assert counts.job_type == "schema_training" and counts.counts["queued"] == 1
+
+
+def test_a_new_connection_is_retrained_weekly_unless_it_says_otherwise(
+    isolated_store: Settings, tmp_path: Path
+) -> None:
+    db = tmp_path / "x.db"
+    db.touch()
+    default = create_connection("alice", ConnectionCreate(name="a", dialect="sqlite", database=str(db)))
+    assert default.training_schedule == isolated_store.SCHEMA_TRAINING_CRON == "0 2 * * 0"
+    none = create_connection(
+        "alice",
+        ConnectionCreate.model_validate(
+            {"name": "b", "dialect": "sqlite", "database": str(db), "trainingSchedule": None}
+        ),
+    )
+    assert none.training_schedule is None

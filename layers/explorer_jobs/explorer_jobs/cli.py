@@ -29,12 +29,10 @@ def _import_modules(modules: Sequence[str]) -> None:
 
 
 async def run_worker(concurrency: int | None, queue_name: str | None) -> None:
-    from explorer_jobs.processors import load_builtin_processors
     from explorer_jobs.queue import Queue
     from explorer_jobs.redis_client import create_redis
     from explorer_jobs.worker import Worker
 
-    load_builtin_processors()
     redis = create_redis()
     worker = Worker(Queue(redis, name=queue_name), concurrency=concurrency)
     loop = asyncio.get_running_loop()

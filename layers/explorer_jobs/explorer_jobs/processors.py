@@ -17,7 +17,9 @@ P = TypeVar("P", bound=Processor)
 
 PROCESSORS: dict[str, Processor] = {}
 
-BUILTIN_PROCESSOR_MODULES = ("explorer_jobs.training.processor",)
+# Built-in processors by job type, imported on a job type's first job: a worker that never sees
+# a training does not pay for SQLAlchemy and the database drivers at start.
+BUILTIN_PROCESSOR_MODULES = {"schema_training": "explorer_jobs.training.processor"}
 
 
 def processor(job_type: str) -> Callable[[P], P]:
@@ -31,9 +33,20 @@ def processor(job_type: str) -> Callable[[P], P]:
 
 
 def load_builtin_processors() -> None:
-    for module in BUILTIN_PROCESSOR_MODULES:
+    """Import every built-in processor now (a deployment check, or a process that wants them all)."""
+    for job_type in BUILTIN_PROCESSOR_MODULES:
+        find_processor(job_type)
+
+
+def find_processor(job_type: str) -> Processor | None:
+    """The processor of `job_type`, importing its built-in module on first use; None if there is none."""
+    fn = PROCESSORS.get(job_type)
+    module = BUILTIN_PROCESSOR_MODULES.get(job_type)
+    if fn is None and module is not None:
         try:
             import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name is None or not module.startswith(exc.name):
                 raise
+        fn = PROCESSORS.get(job_type)
+    return fn

@@ -29,7 +29,7 @@ from explorer_jobs.context import JobContext
 from explorer_jobs.errors import JobCancelled, LeaseLost, PermanentJobError, UnknownJobType
 from explorer_jobs.jobtypes import get_job_type
 from explorer_jobs.observability import JobMetrics, current_job_id
-from explorer_jobs.processors import PROCESSORS, Processor
+from explorer_jobs.processors import Processor, find_processor
 from explorer_jobs.queue import ClaimedJob, Queue, Settlement
 
 log = logging.getLogger("explorer_jobs.worker")
@@ -84,7 +84,8 @@ class Worker:
         settings = queue.settings
         self.queue = queue
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
-        self.processors = PROCESSORS if processors is None else processors
+        # None: the registry, with built-in processors imported on first use.
+        self.processors = processors
         self.lease_ms = int((lease_seconds or settings.LEASE_SECONDS) * 1000)
         self.grace = settings.SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
@@ -294,9 +295,11 @@ class Worker:
     async def _call_processor(self, job: ClaimedJob, ctx: JobContext) -> Any:
         try:
             spec = get_job_type(job.job_type)
-            fn = self.processors[job.job_type]
-        except (UnknownJobType, KeyError) as exc:
-            raise PermanentJobError(f"this worker has no processor for job type {job.job_type!r}") from exc
+        except UnknownJobType as exc:
+            raise PermanentJobError(f"unknown job type {job.job_type!r}") from exc
+        fn = find_processor(job.job_type) if self.processors is None else self.processors.get(job.job_type)
+        if fn is None:
+            raise PermanentJobError(f"this worker has no processor for job type {job.job_type!r}")
         try:
             payload = spec.payload.model_validate_json(job.data)
         except ValidationError as exc:
