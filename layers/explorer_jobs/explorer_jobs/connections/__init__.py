@@ -1,0 +1,1 @@
+"""Users' saved database connections: validation, the host guard, read-only access to the target."""

@@ -1,0 +1,1 @@
+"""The schema-training job type. Keep this file empty: enqueue imports `training.payload` alone."""

@@ -1,0 +1,1 @@
+from tests.support.databases import isolated_store  # noqa: F401  (fixture)
