@@ -300,19 +300,34 @@ async def test_bulk_enqueue_gives_each_job_its_event(queue: Queue) -> None:
     assert counts.counts["queued"] == 2500
 
 
-async def test_retention_sweeps_finished_jobs(backend) -> None:  # type: ignore[no-untyped-def]
+async def test_retention_lists_expired_jobs_and_forgets_them_once_archived(backend) -> None:  # type: ignore[no-untyped-def]
     client, settings = backend
     queue = Queue(client, settings.model_copy(update={"JOB_RETENTION_SECONDS": 1}))
     job = await enqueue(queue)
     await queue.cancel(job.job_id, user_id=USER)
-    assert (await queue.maintain())[2] == 0
+    assert (await queue.maintain())[2] == []
     await asyncio.sleep(1.05)  # the retention is the subject
-    assert (await queue.maintain())[2] == 1
+    [expired] = (await queue.maintain())[2]
+    assert expired.job_id == job.job_id and expired.status is JobStatus.CANCELLED
+    assert (await queue.get(job.job_id)).job_id == job.job_id, "listing deletes nothing"
+    assert await queue.forget([job.job_id]) == 1
     with pytest.raises(NotFound):
         await queue.get(job.job_id)
     assert (await queue.list_jobs(USER)).jobs == []
     [counts] = await queue.counts(USER)
     assert counts.counts["cancelled"] == 0
+
+
+async def test_forget_keeps_a_job_retried_since_it_was_listed(backend) -> None:  # type: ignore[no-untyped-def]
+    client, settings = backend
+    queue = Queue(client, settings.model_copy(update={"JOB_RETENTION_SECONDS": 1}))
+    job = await enqueue(queue)
+    await queue.cancel(job.job_id, user_id=USER)
+    await asyncio.sleep(1.05)  # the retention is the subject
+    [expired] = (await queue.maintain())[2]
+    await queue.retry(job.job_id, user_id=USER)
+    assert await queue.forget([expired.job_id]) == 0
+    assert (await queue.get(job.job_id)).status is JobStatus.QUEUED
 
 
 async def test_cancel_matching_cancels_a_connections_jobs(queue: Queue) -> None:

@@ -167,3 +167,41 @@ async def test_worker_survives_redis_restarting(throwaway_redis) -> None:  # typ
         await wait_for_events(queue, USER, has_event(second.job_id, "job_completed"))
     assert (await queue.get(first.job_id)).status is JobStatus.COMPLETED
     await client.aclose()
+
+
+async def test_the_worker_archives_expired_jobs_before_dropping_them(redis: RedisClient) -> None:
+    from tests.conftest import TEST_REDIS_URL
+
+    queue = Queue(redis, queue_settings(TEST_REDIS_URL, JOB_RETENTION_SECONDS=1))
+    job = (await queue.enqueue("test_echo", {"value": 1}, user_id=USER)).job
+    archived: list[str] = []
+
+    def archive(jobs: list) -> None:  # type: ignore[type-arg]
+        archived.extend(j.job_id for j in jobs)
+
+    worker = Worker(queue, processors=PROCESSORS, archive=archive)
+    async with running(worker):
+        await wait_for_events(queue, USER, has_event(job.job_id, "job_completed"))
+        await asyncio.sleep(1.05)  # past the retention
+        # Maintenance runs on its own period; run one round now rather than wait for it.
+        _, _, expired = await queue.maintain()
+        assert await worker._archive(expired) == 1
+    assert archived == [job.job_id]
+    assert (await queue.list_jobs(USER)).jobs == []
+
+
+async def test_a_failing_archive_keeps_the_jobs_in_redis(redis: RedisClient) -> None:
+    from tests.conftest import TEST_REDIS_URL
+
+    queue = Queue(redis, queue_settings(TEST_REDIS_URL, JOB_RETENTION_SECONDS=1))
+    job = (await queue.enqueue("test_echo", {"value": 1}, user_id=USER)).job
+    await queue.cancel(job.job_id, user_id=USER)
+
+    def archive(jobs: list) -> None:  # type: ignore[type-arg]
+        raise ConnectionError("the store is down")
+
+    worker = Worker(queue, processors=PROCESSORS, archive=archive)
+    await asyncio.sleep(1.05)  # past the retention
+    _, _, expired = await queue.maintain()
+    assert await worker._archive(expired) == 0
+    assert (await queue.get(job.job_id)).status is JobStatus.CANCELLED

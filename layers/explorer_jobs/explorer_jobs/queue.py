@@ -432,9 +432,10 @@ class Queue:
             raise LeaseLost(f"job {job_id} is no longer owned by this worker")
         return cancel == "1"
 
-    async def maintain(self, sweep_limit: int = 500) -> tuple[int, int, int]:
-        """Promote due jobs, recover stalled leases, sweep finished jobs past the retention."""
-        promoted, recovered, swept = await self._run(
+    async def maintain(self, sweep_limit: int = 500) -> tuple[int, int, list[Job]]:
+        """Promote due jobs and recover stalled leases; returns (promoted, recovered, finished jobs
+        past the retention). Archive those, then `forget()` them."""
+        reply = await self._run(
             "maintain",
             [self.keys.finished],
             [
@@ -444,7 +445,18 @@ class Queue:
                 str(sweep_limit),
             ],
         )
-        return int(promoted), int(recovered), int(swept)
+        expired = [Job.from_redis(_fields(flat)) for flat in reply[2:]]
+        return int(reply[0]), int(reply[1]), expired
+
+    async def forget(self, job_ids: Sequence[str]) -> int:
+        """Delete finished jobs past the retention (their counters and index entries with them)."""
+        if not job_ids:
+            return 0
+        return int(
+            await self._run(
+                "forget", [self.keys.finished], [str(self.settings.JOB_RETENTION_SECONDS * 1000), *job_ids]
+            )
+        )
 
     async def wait_for_work(self, timeout: float) -> bool:
         """Block (long-poll) until a producer signals work or `timeout` seconds pass."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-SCRIPT_NAMES = ("enqueue", "claim", "renew", "progress", "cancel", "retry", "list", "maintain")
+SCRIPT_NAMES = ("enqueue", "claim", "renew", "progress", "cancel", "retry", "list", "maintain", "forget")
 
 
 @cache

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from explorer_jobs.context import JobContext
 from explorer_jobs.errors import JobCancelled, LeaseLost, PermanentJobError, UnknownJobType
 from explorer_jobs.jobtypes import get_job_type
+from explorer_jobs.models import Job
 from explorer_jobs.observability import JobMetrics, current_job_id
 from explorer_jobs.processors import Processor, find_processor
 from explorer_jobs.queue import ClaimedJob, Queue, Settlement
@@ -49,6 +50,13 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float
     half random) so a burst of failures does not come back as a burst."""
     delay = min(cap, base * 2.0 ** max(0, attempt - 1))
     return float(delay / 2 + rng() * delay / 2)
+
+
+def archive_in_store(jobs: list[Job]) -> None:
+    # Imported here: SQLAlchemy is only needed once jobs expire, not to run them.
+    from explorer_jobs.store.job_history import archive_jobs
+
+    archive_jobs(jobs)
 
 
 def encode_result(result: Any) -> str:
@@ -80,6 +88,7 @@ class Worker:
         lease_seconds: float | None = None,
         grace_seconds: float | None = None,
         worker_id: str | None = None,
+        archive: Callable[[list[Job]], object] | None = None,
     ) -> None:
         settings = queue.settings
         self.queue = queue
@@ -101,6 +110,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async: dict[str, bool] = {}
         self.metrics = JobMetrics()
+        self.archive = archive if archive is not None else archive_in_store
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -365,11 +375,24 @@ class Worker:
             if self.metrics.due():
                 self.metrics.flush()
             try:
-                promoted, recovered, swept = await self.queue.maintain()
+                promoted, recovered, expired = await self.queue.maintain()
+                swept = await self._archive(expired)
             except RedisError as exc:
                 log.debug("maintenance skipped (%s)", exc)
                 continue
             if recovered:
                 log.warning("requeued %d jobs whose worker stopped renewing its lease", recovered)
             if promoted or swept:
-                log.debug("promoted %d delayed jobs, swept %d finished jobs", promoted, swept)
+                log.debug("promoted %d delayed jobs, archived %d finished jobs", promoted, swept)
+
+    async def _archive(self, expired: list[Job]) -> int:
+        """Keep finished jobs past the retention in the store's history, then drop them from Redis.
+        If the store is down they stay in Redis and the next round tries again."""
+        if not expired:
+            return 0
+        try:
+            await asyncio.to_thread(self.archive, expired)
+        except Exception:
+            log.exception("could not archive %d finished jobs; keeping them in Redis for now", len(expired))
+            return 0
+        return await self.queue.forget([job.job_id for job in expired])
