@@ -135,12 +135,18 @@ def test_sse_gateway_streams_through_the_web_adapter(template: dict[str, Any]) -
     assert any("LambdaAdapterLayer" in layer for layer in layers)
 
 
-def test_schedule_is_the_eventbridge_form_of_the_default_cron(template: dict[str, Any]) -> None:
+def test_the_scheduler_ticks_every_minute_and_the_default_cron_reaches_the_functions(
+    template: dict[str, Any],
+) -> None:
     events = template["Resources"]["SchedulerFunction"]["Properties"]["Events"]
     (schedule,) = [event for event in events.values() if event["Type"] == "ScheduleV2"]
-    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "SchemaTrainingCron"}
-    # 0 2 * * 0 (Unix, Sunday = 0) is cron(0 2 ? * SUN *) in EventBridge.
-    assert template["Parameters"]["SchemaTrainingCron"]["Default"] == "cron(0 2 ? * SUN *)"
+    # Connections carry crons of their own: the schedule is a clock, each cron decides what is due.
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "SchedulerTick"}
+    assert template["Parameters"]["SchedulerTick"]["Default"] == "rate(1 minute)"
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SCHEDULER_TICK_SECONDS"] == "60"
+    assert variables["SCHEMA_TRAINING_CRON"] == {"Ref": "SchemaTrainingCron"}
+    assert template["Parameters"]["SchemaTrainingCron"]["Default"] == "0 2 * * 0"
 
 
 def test_worker_runs_the_worker_subcommand(template: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ def run_api(host: str, port: int) -> None:
     make_server(create_combined_app(), host=host, port=port, log_config=None).run()
 
 
-async def run_scheduler_alone(tick: float) -> None:
+async def run_scheduler_alone(tick: float | None) -> None:
     from explorer_jobs.queue import Queue
     from explorer_jobs.redis_client import create_redis
     from explorer_jobs.scheduling import run_scheduler
@@ -71,11 +71,11 @@ async def run_scheduler_alone(tick: float) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="explorer-jobs", description="DB Explorer's async job system")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("dev", "the whole stack in one process tree: API, SSE gateway, worker, scheduler"),
-        ("api", "serve every HTTP function in one app (uvicorn)"),
-    ):
-        cmd = sub.add_parser(name, help=text)
+    dev = sub.add_parser(
+        "dev", help="the whole stack in one process tree: API, SSE gateway, worker, scheduler"
+    )
+    api = sub.add_parser("api", help="serve every HTTP function in one app (uvicorn)")
+    for cmd in (dev, api):
         cmd.add_argument("--host", default="127.0.0.1")
         cmd.add_argument("--port", type=int, default=8000)
     worker = sub.add_parser("worker", help="run jobs from the queue (WORKER_CONCURRENCY at once)")
@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a module to import first (registers extra job types and processors)",
     )
     scheduler = sub.add_parser("scheduler", help="queue scheduled re-trainings on every tick")
-    scheduler.add_argument("--tick", type=float, default=60.0, help="seconds between ticks")
+    scheduler.add_argument(
+        "--tick", type=float, default=None, help="seconds between ticks (SCHEDULER_TICK_SECONDS)"
+    )
     sub.add_parser("migrate", help="apply the store's database migrations")
     return parser
 

@@ -21,10 +21,6 @@ from explorer_jobs.queue import EnqueueRequest, EnqueueResult, Queue
 
 log = logging.getLogger("explorer_jobs.scheduler")
 
-# Ticks come this often; a window a little longer than the period tolerates a late tick.
-TICK_SECONDS = 60.0
-WINDOW_SECONDS = 2 * TICK_SECONDS
-
 
 @dataclass(frozen=True, slots=True)
 class Scheduled:
@@ -64,11 +60,15 @@ def scheduled_connections() -> list[Scheduled]:
 async def fire(
     queue: Queue,
     now: datetime | None = None,
-    window: timedelta = timedelta(seconds=WINDOW_SECONDS),
+    window: timedelta | None = None,
     schedules: Callable[[], list[Scheduled]] = scheduled_connections,
 ) -> list[EnqueueResult]:
-    """Queue the trainings due at `now`; returns what was enqueued (or found already queued)."""
+    """Queue the trainings due at `now`; returns what was enqueued (or found already queued).
+
+    The window is two tick periods: a late or lost tick is covered by the next one, and the
+    idempotency key keeps the overlap from queueing anything twice."""
     now = now or datetime.now(UTC)
+    window = window or timedelta(seconds=2 * queue.settings.SCHEDULER_TICK_SECONDS)
     found = await asyncio.to_thread(schedules)
     requests = [
         EnqueueRequest(
@@ -86,8 +86,9 @@ async def fire(
     return results
 
 
-async def run_scheduler(queue: Queue, stop: asyncio.Event, tick: float = TICK_SECONDS) -> None:
+async def run_scheduler(queue: Queue, stop: asyncio.Event, tick: float | None = None) -> None:
     """Fire on every tick until `stop` is set (the local stand-in for EventBridge)."""
+    tick = tick or queue.settings.SCHEDULER_TICK_SECONDS
     log.info("scheduler started: a tick every %.0f s", tick)
     while not stop.is_set():
         try:

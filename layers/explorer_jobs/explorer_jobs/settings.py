@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # Scheduling.
     SCHEMA_TRAINING_CRON: str = "0 2 * * 0"
+    # How often the scheduler ticks; each tick queues what fell due in the last two periods.
+    SCHEDULER_TICK_SECONDS: float = Field(default=60.0, ge=5)
 
     # The HTTP functions.
     API_REDIS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
