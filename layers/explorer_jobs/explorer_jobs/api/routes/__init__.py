@@ -1,0 +1,1 @@
+"""The routers of the HTTP functions: `enqueue`, `status` and `stream` (the SSE gateway)."""

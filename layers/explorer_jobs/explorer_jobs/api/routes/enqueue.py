@@ -1,0 +1,96 @@
+"""The enqueue function's routes: queue a schema training, cancel, retry, and SSE tickets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Response, status
+
+from explorer_jobs.api.connection_lookup import ConnectionLookupDep
+from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
+from explorer_jobs.api.ratelimit import check_enqueue_rate
+from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
+from explorer_jobs.api.tickets import issue_ticket
+from explorer_jobs.models import Job
+
+SCHEMA_TRAINING = "schema_training"
+
+router = APIRouter(prefix="/api", tags=["jobs"])
+
+# Named as API.md names them (`{id}`, `{jobId}`), so the OpenAPI document reads like the contract.
+ConnectionId = Annotated[str, Path(alias="id", min_length=1, max_length=200)]
+JobId = Annotated[str, Path(alias="jobId", min_length=1, max_length=200)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="repeating a request with the same key (per user, 24 h) answers the same jobId",
+    ),
+]
+
+
+def _training_payload(connection_id: str, body: TrainSchemaRequest) -> dict[str, Any]:
+    payload: dict[str, Any] = {"connectionId": connection_id}
+    if body.schemas is not None:
+        payload["schemas"] = body.schemas
+    if body.tables is not None:
+        payload["tables"] = body.tables
+    if body.options is not None:
+        payload["options"] = body.options.model_dump(by_alias=True)
+    return payload
+
+
+@router.post(
+    "/connections/{id}/train-schema",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={404: {}, 409: {}, 429: {}},
+)
+async def train_schema(
+    connection_id: ConnectionId,
+    user: UserDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    lookup: ConnectionLookupDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    body: TrainSchemaRequest | None = None,
+) -> JobAccepted:
+    """Queue a schema training of one of the caller's connections."""
+    body = body or TrainSchemaRequest()
+    await lookup(user.id, connection_id)
+    await check_enqueue_rate(queue.redis, settings, user.id)
+    queued = await queue.enqueue(
+        SCHEMA_TRAINING,
+        _training_payload(connection_id, body),
+        user_id=user.id,
+        priority=body.priority,
+        idempotency_key=idempotency_key,
+    )
+    job = queued.job
+    response.headers["Location"] = f"/api/jobs/{job.job_id}"
+    return JobAccepted(job_id=job.job_id, job_type=job.job_type, status=job.status)
+
+
+@router.post("/jobs/{jobId}/cancel", status_code=status.HTTP_202_ACCEPTED, responses={404: {}, 409: {}})
+async def cancel_job(job_id: JobId, user: UserDep, queue: QueueDep) -> Job:
+    """Cancel a queued or delayed job at once, an active one at its next checkpoint."""
+    return await queue.cancel(job_id, user_id=user.id)
+
+
+@router.post("/jobs/{jobId}/retry", status_code=status.HTTP_202_ACCEPTED,
+             responses={404: {}, 409: {}, 429: {}})
+async def retry_job(job_id: JobId, user: UserDep, queue: QueueDep, settings: SettingsDep) -> Job:
+    """Queue a failed or cancelled job again under the same id."""
+    await check_enqueue_rate(queue.redis, settings, user.id)
+    return await queue.retry(job_id, user_id=user.id)
+
+
+@router.post("/jobs/notifications/ticket", tags=["notifications"])
+async def create_ticket(user: UserDep, queue: QueueDep, settings: SettingsDep) -> Ticket:
+    """A short-lived, single-use ticket that opens the caller's event stream (`?ticket=`)."""
+    ticket = await issue_ticket(queue.redis, settings, user.id)
+    return Ticket(ticket=ticket, expires_in=settings.SSE_TICKET_TTL_SECONDS)

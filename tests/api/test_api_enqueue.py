@@ -1,0 +1,151 @@
+"""The enqueue function's routes, through the ASGI app against real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import redis
+
+from explorer_jobs.keys import ticket_key
+from explorer_jobs.queue import Queue
+
+from .conftest import api_settings
+from .support import auth, make_app
+
+TRAIN = "/api/connections/c1/train-schema"
+
+
+async def test_train_schema_queues_a_job(client: httpx.AsyncClient, queue: Queue) -> None:
+    body = {
+        "schemas": ["public"],
+        "tables": {"public": ["users"]},
+        "options": {"includeIndexes": False},
+        "priority": 2,
+    }
+    response = await client.post(TRAIN, json=body, headers=auth())
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["jobType"] == "schema_training" and accepted["status"] == "queued"
+    assert response.headers["location"] == f"/api/jobs/{accepted['jobId']}"
+    job = await queue.get(accepted["jobId"], user_id="alice")
+    assert job.priority == 2
+    assert job.data["connectionId"] == "c1"
+    assert job.data["tables"] == {"public": ["users"]}
+    assert job.data["options"]["includeIndexes"] is False
+
+
+async def test_train_schema_without_a_body(client: httpx.AsyncClient, queue: Queue) -> None:
+    response = await client.post(TRAIN, headers=auth())
+    assert response.status_code == 202
+    assert (await queue.get(response.json()["jobId"])).priority == 5
+
+
+async def test_unknown_or_foreign_connection_is_404(client: httpx.AsyncClient) -> None:
+    unknown = await client.post("/api/connections/nope/train-schema", headers=auth())
+    foreign = await client.post("/api/connections/b1/train-schema", headers=auth())  # bob's
+    assert unknown.status_code == foreign.status_code == 404
+    assert unknown.json() == foreign.json()
+
+
+async def test_idempotency_key(client: httpx.AsyncClient, clean_redis: redis.Redis) -> None:
+    headers = {**auth(), "Idempotency-Key": "k-1"}
+    first = await client.post(TRAIN, json={"schemas": ["a"]}, headers=headers)
+    again = await client.post(TRAIN, json={"schemas": ["a"]}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["jobId"] == again.json()["jobId"]
+    other_body = await client.post(TRAIN, json={"schemas": ["b"]}, headers=headers)
+    assert other_body.status_code == 409
+    # The key is per user: bob's same key queues his own job.
+    bob = await client.post(
+        "/api/connections/b1/train-schema",
+        json={"schemas": ["a"]},
+        headers={**auth("bob"), "Idempotency-Key": "k-1"},
+    )
+    assert bob.status_code == 202 and bob.json()["jobId"] != first.json()["jobId"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"priority": 0},
+        {"priority": 11},
+        {"priority": "high"},
+        {"priority": 2.5},
+        {"unknown": 1},
+        {"schemas": "public"},
+        {"options": {"includeColor": True}},
+        {"tables": {"public": "users"}},
+        [],
+        "x",
+    ],
+)
+async def test_bad_bodies_are_422(client: httpx.AsyncClient, body: object) -> None:
+    response = await client.post(TRAIN, json=body, headers=auth())
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        TRAIN, content=b'{"priority": ', headers={**auth(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+async def test_body_over_one_mib_is_413(client: httpx.AsyncClient) -> None:
+    big = b'{"schemas": ["' + b"x" * (1 << 20) + b'"]}'
+    declared = await client.post(TRAIN, content=big, headers={**auth(), "Content-Type": "application/json"})
+    assert declared.status_code == 413 and "detail" in declared.json()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(3):
+            yield b" " * (512 * 1024)
+
+    streamed = await client.post(
+        TRAIN, content=chunks(), headers={**auth(), "Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413 and "detail" in streamed.json()
+
+
+async def test_bad_idempotency_key_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(TRAIN, headers={**auth(), "Idempotency-Key": "x" * 500})
+    assert response.status_code == 422
+
+
+async def test_enqueue_rate_limit() -> None:
+    app = make_app(api_settings(ENQUEUE_RATE_LIMIT=2, ENQUEUE_RATE_WINDOW_SECONDS=60), {("alice", "c1")})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        codes = [(await client.post(TRAIN, headers=auth())).status_code for _ in range(3)]
+        assert codes == [202, 202, 429]
+        limited = await client.post(TRAIN, headers=auth())
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert "detail" in limited.json()
+        # Per user: bob is not limited by alice's requests.
+        assert (await client.post("/api/jobs/x/retry", headers=auth("bob"))).status_code == 404
+
+
+async def test_cancel_and_retry(client: httpx.AsyncClient, queue: Queue) -> None:
+    job_id = (await client.post(TRAIN, headers=auth())).json()["jobId"]
+    assert (await client.post(f"/api/jobs/{job_id}/retry", headers=auth())).status_code == 409  # queued
+    cancelled = await client.post(f"/api/jobs/{job_id}/cancel", headers=auth())
+    assert cancelled.status_code == 202
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["jobId"] == job_id
+    again = await client.post(f"/api/jobs/{job_id}/cancel", headers=auth())
+    assert again.status_code == 409 and "detail" in again.json()
+    retried = await client.post(f"/api/jobs/{job_id}/retry", headers=auth())
+    assert retried.status_code == 202
+    assert retried.json()["status"] == "queued" and retried.json()["jobId"] == job_id
+    assert (await queue.get(job_id)).status == "queued"
+
+
+async def test_ticket(client: httpx.AsyncClient, clean_redis: redis.Redis) -> None:
+    response = await client.post("/api/jobs/notifications/ticket", headers=auth())
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expiresIn"] == 30 and len(body["ticket"]) >= 40
+    key = ticket_key("ej", body["ticket"])
+    assert clean_redis.get(key) == "alice"
+    assert 0 < clean_redis.ttl(key) <= 30
