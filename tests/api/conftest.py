@@ -16,6 +16,8 @@ from explorer_jobs.api.sse.registry import close_hubs
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
 from explorer_jobs.settings import Settings, get_settings
+from explorer_jobs.store.engine import dispose_engines
+from explorer_jobs.store.migrate import upgrade_database
 
 from .support import REDIS_URL, SECRET, LiveServer, make_app
 
@@ -37,7 +39,9 @@ def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
     monkeypatch.setenv("EXPLORER_JOBS_HOME", str(tmp_path))
     get_settings.cache_clear()
+    upgrade_database()
     yield
+    dispose_engines()
     get_settings.cache_clear()
 
 

@@ -30,6 +30,11 @@ def fuzz_server(live_server: StartServer) -> LiveServer:
 def test_openapi_covers_every_function() -> None:
     paths = create_combined_app().openapi()["paths"]
     assert set(paths) == {
+        "/api/connections",
+        "/api/connections/{id}",
+        "/api/connections/{id}/test",
+        "/api/connections/{id}/schemas",
+        "/api/connections/{id}/schema-cache",
         "/api/connections/{id}/train-schema",
         "/api/jobs/{jobId}/cancel",
         "/api/jobs/{jobId}/retry",

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as StoreOperationalError
 from starlette.exceptions import HTTPException
 
 from explorer_jobs.errors import (
@@ -40,6 +41,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (Unavailable, 503),
     (RedisConnectionError, 503),
     (RedisTimeoutError, 503),
+    (StoreOperationalError, 503),  # the service's own database is down or unreachable
 )
 
 # What a client is told when Redis itself fails: the exception text may name hosts.
@@ -101,4 +103,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExplorerJobsError, _handle_known)
     app.add_exception_handler(RedisConnectionError, _handle_known)
     app.add_exception_handler(RedisTimeoutError, _handle_known)
+    app.add_exception_handler(StoreOperationalError, _handle_known)
     app.add_exception_handler(Exception, _handle_unexpected)
