@@ -36,7 +36,8 @@ connection = create_connection(
 secret = get_settings().JWT_SECRET
 assert secret is not None
 token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, secret.get_secret_value(), algorithm="HS256")
-raw = open(event_file).read().replace("${TOKEN}", token).replace("/c1/", f"/{connection.id}/")
+with open(event_file) as f:
+    raw = f.read().replace("${TOKEN}", token).replace("/c1/", f"/{connection.id}/")
 event = json.loads(raw)
 event["time"] = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
 

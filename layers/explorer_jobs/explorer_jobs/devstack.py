@@ -52,6 +52,7 @@ def prepare_environment(home: Path) -> None:
     """Local defaults: SQLite connections allowed, a JWT secret kept under the home folder."""
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ALLOW_SQLITE_CONNECTIONS", "true")
+    os.environ.setdefault("DEV_DEMO_LOGIN", "true")
     if not os.environ.get("JWT_SECRET") and not get_settings().JWT_SECRET:
         secret_file = home / "jwt-secret"
         if not secret_file.exists():

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     SSE_MODE: Literal["auto", "stream", "poll"] = "auto"
     SSE_READER_BLOCK_MS: int = Field(default=5000, ge=10)
 
+    # The dashboard: `GET /dashboard/dev-login` hands out a demo token only when this is on
+    # (`explorer-jobs dev` turns it on); everywhere else that route is 404.
+    DEV_DEMO_LOGIN: bool = False
+
     def redis_url(self) -> str:
         if self.REDIS_URL:
             return self.REDIS_URL
