@@ -172,3 +172,9 @@ def test_secrets_are_secrets_manager_arns_without_defaults(template: dict[str, A
         assert not re.search(r"(secret|password|token|key)$", name, re.IGNORECASE) or not spec.get(
             "Default"
         ), f"{name} looks like a secret with a plaintext default"
+
+
+def test_a_streamed_gateway_ends_each_stream_before_its_lambda_timeout(template: dict[str, Any]) -> None:
+    gateway = template["Resources"]["SseGatewayFunction"]["Properties"]
+    minutes = float(gateway["Environment"]["Variables"]["SSE_STREAM_MAX_MINUTES"])
+    assert minutes * 60 < gateway["Timeout"]
