@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
 REDIS_URL = "redis://127.0.0.1:6379/11"  # this module's own database index, flushed around each test
 
-pytestmark = pytest.mark.slow
+# The first test builds with SAM: a fresh machine installs aws-sam-cli and the layer first.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
