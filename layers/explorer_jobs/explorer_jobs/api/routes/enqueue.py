@@ -81,8 +81,9 @@ async def cancel_job(job_id: JobId, user: UserDep, queue: QueueDep) -> Job:
     return await queue.cancel(job_id, user_id=user.id)
 
 
-@router.post("/jobs/{jobId}/retry", status_code=status.HTTP_202_ACCEPTED,
-             responses={404: {}, 409: {}, 429: {}})
+@router.post(
+    "/jobs/{jobId}/retry", status_code=status.HTTP_202_ACCEPTED, responses={404: {}, 409: {}, 429: {}}
+)
 async def retry_job(job_id: JobId, user: UserDep, queue: QueueDep, settings: SettingsDep) -> Job:
     """Queue a failed or cancelled job again under the same id."""
     await check_enqueue_rate(queue.redis, settings, user.id)

@@ -54,9 +54,13 @@ def _buffered(request: Request, settings: Settings, mode: str | None) -> bool:
     response_class=EventStreamResponse,
     status_code=200,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-              "description": "the caller's job events"},
-        401: {}, 422: {}, 503: {},
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "the caller's job events",
+        },
+        401: {},
+        422: {},
+        503: {},
     },
 )
 async def stream_events(

@@ -108,12 +108,22 @@ class EventHub:
         url = settings.redis_url()
         # No retries on the reader: an error must surface so the reader learns its new client id.
         reader = Redis.from_url(
-            url, decode_responses=True, single_connection_client=True, socket_connect_timeout=5,
-            socket_timeout=block_s + 5, retry=Retry(NoBackoff(), 0), client_name=READER_NAME,
+            url,
+            decode_responses=True,
+            single_connection_client=True,
+            socket_connect_timeout=5,
+            socket_timeout=block_s + 5,
+            retry=Retry(NoBackoff(), 0),
+            client_name=READER_NAME,
         )
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=POOL_CONNECTIONS, timeout=10, decode_responses=True, client_name=POOL_NAME,
-            socket_connect_timeout=5, socket_timeout=settings.API_REDIS_TIMEOUT_SECONDS,
+            url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=10,
+            decode_responses=True,
+            client_name=POOL_NAME,
+            socket_connect_timeout=5,
+            socket_timeout=settings.API_REDIS_TIMEOUT_SECONDS,
         )
         return cls(settings, reader=reader, redis=Redis(connection_pool=pool), unblock=True)
 

@@ -48,8 +48,11 @@ class EventStreamResponse(Response):
             start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             await send(start)
             pump = asyncio.create_task(self._pump(send))
-            tasks = {pump, asyncio.create_task(self._disconnected(receive)),
-                     asyncio.create_task(self._closed_for_good())}
+            tasks = {
+                pump,
+                asyncio.create_task(self._disconnected(receive)),
+                asyncio.create_task(self._closed_for_good()),
+            }
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if pump.done():
                 pump.result()  # a write error surfaces (logged by the server) instead of vanishing
