@@ -14,9 +14,6 @@ import time
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.engine.reflection import Inspector
-
 from explorer_jobs.connections.service import load_target
 from explorer_jobs.connections.target import TargetSession
 from explorer_jobs.context import JobContext
@@ -32,7 +29,7 @@ from explorer_jobs.processors import processor
 from explorer_jobs.store.schema_caches import SchemaCacheVersion, save_schema_cache
 from explorer_jobs.training.cache import merge_cache
 from explorer_jobs.training.diff import diff_schemas
-from explorer_jobs.training.introspect import Table, TrainingPlan, batches, plan_training, read_tables
+from explorer_jobs.training.introspect import Table, TableReader, TrainingPlan, batches, plan_training
 from explorer_jobs.training.payload import JOB_TYPE, SchemaTrainingPayload
 
 # At most this many progress reports per second (each is a Redis round trip and an SSE event).
@@ -76,21 +73,16 @@ async def _read_all(
     await ctx.progress(0, f"0/{total} tables")
     reported_at = time.monotonic()
     done = 0
+    reader = TableReader(payload.options)
     for schema, names in batches(plan):
         await ctx.checkpoint()
-        entries = await asyncio.to_thread(session.run, partial(_read_batch, schema, names, payload))
+        entries = await asyncio.to_thread(session.run, partial(reader.read, schema, names))
         trained[schema].extend(entries)
         done += len(names)
         if time.monotonic() - reported_at >= PROGRESS_INTERVAL_SECONDS:
             await ctx.progress(READ_SHARE * done / total, f"{done}/{total} tables")
             reported_at = time.monotonic()
     return trained
-
-
-def _read_batch(
-    schema: str, names: list[str], payload: SchemaTrainingPayload, conn: Connection, inspector: Inspector
-) -> list[Table]:
-    return read_tables(conn, inspector, schema, names, payload.options)
 
 
 async def _save(
