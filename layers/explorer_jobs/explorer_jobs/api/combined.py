@@ -15,6 +15,7 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
+from explorer_jobs import dashboard
 from explorer_jobs.api.app import create_app
 
 FUNCTIONS = ("enqueue", "status", "sse_gateway")
@@ -51,4 +52,5 @@ def load_function(name: str, root: Path | None = None) -> ModuleType:
 def create_combined_app(names: tuple[str, ...] = FUNCTIONS, root: Path | None = None) -> FastAPI:
     """One app with the routers of every named function."""
     routers = [router for name in names for router in load_function(name, root).routers]
-    return create_app(routers)
+    # The dashboard is served by the local stack (`dev`, `api`), not by a Lambda function.
+    return create_app([*routers, dashboard.router])
