@@ -56,3 +56,15 @@ def test_job_metrics_are_written_as_emf(
     assert {"JobsCompleted", "JobsFailed", "JobDuration"} <= names
     assert emf["JobsCompleted"] in (3, [3.0]) and emf["JobsFailed"] in (1, [1.0])
     assert metrics.flush() is None, "nothing new, nothing written"
+
+
+def test_a_busy_minute_writes_one_line_and_never_raises(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("explorer_jobs.observability.METRICS_ON", "false")
+    metrics = JobMetrics()
+    for _ in range(5000):
+        metrics.job_finished("completed", 0.001)
+    blob = metrics.flush()
+    assert capsys.readouterr().out == "", "nothing on stdout when metrics are off"
+    assert blob["JobsCompleted"] in (5000, [5000.0]) and len(blob["JobDuration"]) == 99

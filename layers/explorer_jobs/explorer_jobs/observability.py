@@ -80,17 +80,30 @@ class JobMetrics:
 
     def job_finished(self, outcome: str, seconds: float) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        if len(self.durations_ms) < 100:  # EMF takes up to 100 values per metric and line
+        # EMF takes up to 100 values per metric and line, and powertools writes the line by itself
+        # the moment a metric reaches 100: keep a sample of 99.
+        if len(self.durations_ms) < 99:
             self.durations_ms.append(seconds * 1000)
 
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.interval
 
     def flush(self) -> Any:
-        """Write the EMF line (when enabled) and reset; returns what was written, for tests."""
+        """Write the EMF line (when enabled) and reset; returns what was written, for tests.
+        Metrics never stop a worker: a failure is logged and the counts start over."""
         self._last = time.monotonic()
         if not self.counts:
             return None
+        try:
+            return self._write()
+        except Exception:
+            logging.getLogger("explorer_jobs.metrics").exception("could not write job metrics")
+            return None
+        finally:
+            self.counts.clear()
+            self.durations_ms.clear()
+
+    def _write(self) -> Any:
         metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
         for outcome, n in self.counts.items():
             metrics.add_metric(name=f"Jobs{outcome.capitalize()}", unit=MetricUnit.Count, value=n)
@@ -101,8 +114,6 @@ class JobMetrics:
             metrics.flush_metrics()
         else:
             metrics.clear_metrics()
-        self.counts.clear()
-        self.durations_ms.clear()
         return blob
 
 
