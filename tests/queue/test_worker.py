@@ -11,7 +11,7 @@ import pytest
 
 from explorer_jobs.models import JobStatus
 from explorer_jobs.processors import PROCESSORS
-from explorer_jobs.queue import Queue
+from explorer_jobs.queue import EnqueueRequest, Queue
 from explorer_jobs.redis_client import RedisClient, create_redis
 from explorer_jobs.settings import Settings
 from explorer_jobs.worker import Worker, backoff_delay
@@ -205,3 +205,18 @@ async def test_a_failing_archive_keeps_the_jobs_in_redis(redis: RedisClient) -> 
     _, _, expired = await queue.maintain()
     assert await worker._archive(expired) == 0
     assert (await queue.get(job.job_id)).status is JobStatus.CANCELLED
+
+
+async def test_short_jobs_are_claimed_ahead_in_batches_and_released_on_stop(queue: Queue) -> None:
+    from explorer_jobs.worker import PREFETCH_BATCHES
+
+    worker = make_worker(queue, concurrency=2, grace_seconds=0)
+    assert worker._wanted() == 2, "until jobs prove short, no claim ahead"
+    worker._mean_duration = 0.001
+    assert worker._wanted() == 2 * PREFETCH_BATCHES
+    await queue.enqueue_many([EnqueueRequest("test_echo", {"value": i}, USER) for i in range(6)])
+    worker.buffered.extend((await queue.claim(worker.worker_id, 6)).jobs)
+    assert worker._wanted() is None, "enough claimed ahead: the next call waits for a batch to finish"
+    await worker._drain()
+    [counts] = await queue.counts(USER)
+    assert counts.counts["queued"] == 6 and counts.counts["active"] == 0, "claimed-ahead jobs go back at once"

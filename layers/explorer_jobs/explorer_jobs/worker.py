@@ -38,10 +38,13 @@ log = logging.getLogger("explorer_jobs.worker")
 # An idle worker wakes at least this often to promote delayed jobs and recover stalled leases.
 MAX_IDLE_WAIT = 5.0
 MAINTAIN_INTERVAL = 5.0
-# While jobs take less than this on average, a worker claims up to a second batch ahead, so its
-# next claim is in flight while the current batch runs. Longer jobs are never claimed ahead: a
-# claimed job shows as started, and must not wait for a slot.
+# While jobs take less than this on average, a worker claims ahead of its free slots, so its next
+# claim is in flight while the current batch runs. Longer jobs are never claimed ahead: a claimed
+# job shows as started, and must not wait for a slot.
 PREFETCH_BELOW_SECONDS = 0.005
+# For such jobs a claim fills the slots and this many batches ahead, and the next claim waits
+# until fewer than a batch are left: fewer, larger script calls.
+PREFETCH_BATCHES = 8
 OUTCOMES = {"c": "completed", "f": "failed", "x": "cancelled"}
 
 
@@ -141,9 +144,14 @@ class Worker:
             self.metrics.flush()
             log.info("worker %s stopped after %d jobs", self.worker_id, self.completed)
 
-    def _wanted(self) -> int:
-        ahead = self.concurrency if self._mean_duration < PREFETCH_BELOW_SECONDS else 0
-        return self.concurrency + ahead - len(self.running) - len(self.buffered)
+    def _wanted(self) -> int | None:
+        """How many jobs to claim now; None: no call now (enough is claimed ahead, and what
+        finished meanwhile goes with the next claim)."""
+        if self._mean_duration >= PREFETCH_BELOW_SECONDS:
+            return self.concurrency - len(self.running)
+        if len(self.buffered) >= self.concurrency:
+            return None
+        return PREFETCH_BATCHES * self.concurrency - len(self.running) - len(self.buffered)
 
     async def _claim_loop(self) -> None:
         failures = 0
@@ -151,7 +159,7 @@ class Worker:
             self._poke.clear()
             self._fill_slots()
             want = self._wanted()
-            if want > 0 or self._settlements:
+            if want is not None and (want > 0 or self._settlements):
                 try:
                     got, next_due = await self._claim(max(0, want))
                     failures = 0
