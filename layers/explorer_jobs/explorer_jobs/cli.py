@@ -9,7 +9,8 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 log = logging.getLogger("explorer_jobs.cli")
 
@@ -18,6 +19,17 @@ def _setup_logging() -> None:
     from explorer_jobs.observability import configure_logging
 
     configure_logging()
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (uvicorn[standard] brings it; a worker's event loop turns
+    faster on it), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _import_modules(modules: Sequence[str]) -> None:
@@ -104,15 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "worker":
             _import_modules(args.imports)
-            asyncio.run(run_worker(args.concurrency, args.queue))
+            run(run_worker(args.concurrency, args.queue))
         elif args.command == "api":
             run_api(args.host, args.port)
         elif args.command == "dev":
             from explorer_jobs.devstack import run_dev
 
-            asyncio.run(run_dev(args.host, args.port))
+            run(run_dev(args.host, args.port))
         elif args.command == "scheduler":
-            asyncio.run(run_scheduler_alone(args.tick))
+            run(run_scheduler_alone(args.tick))
         elif args.command == "migrate":
             from explorer_jobs.store.migrate import upgrade_database
 
