@@ -1,8 +1,9 @@
 """The worker: runs up to `concurrency` jobs at once from one queue.
 
 Round trips are the cost, so a worker batches: a claim takes as many due jobs as it has free
-slots, and hands over the outcomes of the jobs that finished since the last claim in the same
-script call. An idle worker long-polls (BLPOP on the queue's wake list) instead of sleeping.
+slots (several batches ahead for short jobs), and hands over the outcomes of the jobs that
+finished since the last claim in the same script call. An idle worker long-polls (BLPOP on the
+queue's wake list) instead of sleeping.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ MAINTAIN_INTERVAL = 5.0
 # claim is in flight while the current batch runs. Longer jobs are never claimed ahead: a claimed
 # job shows as started, and must not wait for a slot.
 PREFETCH_BELOW_SECONDS = 0.005
-# For such jobs a claim fills the slots and this many batches ahead, and the next claim waits
-# until fewer than a batch are left: fewer, larger script calls.
+# For such jobs a worker holds up to this many batches (running and claimed ahead together), and
+# the next claim waits until less than a batch is left ahead: fewer, larger script calls.
 PREFETCH_BATCHES = 8
 OUTCOMES = {"c": "completed", "f": "failed", "x": "cancelled"}
 
