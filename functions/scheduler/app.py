@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from explorer_jobs.observability import count_enqueued
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
 from explorer_jobs.scheduling import fire
@@ -37,7 +38,9 @@ async def _run(now: datetime) -> dict[str, int]:
         results = await fire(Queue(redis), now)
     finally:
         await redis.aclose()
-    return {"queued": sum(r.created for r in results), "alreadyQueued": sum(not r.created for r in results)}
+    queued = sum(r.created for r in results)
+    count_enqueued("schema_training", queued)
+    return {"queued": queued, "alreadyQueued": len(results) - queued}
 
 
 @logger.inject_lambda_context

@@ -15,10 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics import MetricUnit
-
 # The job a log line is about: set by the worker around each job, read by the log filter.
 current_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_job_id", default=None)
 
@@ -50,6 +46,9 @@ def configure_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(CorrelationFilter())
     if _wants_json():
+        # Imported only here and in the metric writers: a worker starts faster without powertools.
+        from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
         handler.setFormatter(LambdaPowertoolsFormatter(service=SERVICE, utc=True))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -104,6 +103,9 @@ class JobMetrics:
             self.durations_ms.clear()
 
     def _write(self) -> Any:
+        from aws_lambda_powertools import Metrics
+        from aws_lambda_powertools.metrics import MetricUnit
+
         metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
         for outcome, n in self.counts.items():
             metrics.add_metric(name=f"Jobs{outcome.capitalize()}", unit=MetricUnit.Count, value=n)
@@ -121,6 +123,9 @@ def count_enqueued(job_type: str, n: int = 1) -> None:
     """One EMF line for jobs enqueued by a request (the enqueue function, the scheduler)."""
     if not metrics_enabled() or n <= 0:
         return
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
     metrics.add_dimension(name="jobType", value=job_type)
     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=n)

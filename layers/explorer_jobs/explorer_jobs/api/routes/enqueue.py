@@ -12,6 +12,7 @@ from explorer_jobs.api.ratelimit import check_enqueue_rate
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
 from explorer_jobs.models import Job
+from explorer_jobs.observability import count_enqueued
 
 SCHEMA_TRAINING = "schema_training"
 
@@ -71,6 +72,8 @@ async def train_schema(
         idempotency_key=idempotency_key,
     )
     job = queued.job
+    if queued.created:
+        count_enqueued(SCHEMA_TRAINING)
     response.headers["Location"] = f"/api/jobs/{job.job_id}"
     return JobAccepted(job_id=job.job_id, job_type=job.job_type, status=job.status)
 
