@@ -336,3 +336,20 @@ async def test_cancel_matching_cancels_a_connections_jobs(queue: Queue) -> None:
     done = await queue.cancel_matching(USER, "test_echo", "value", "drop")
     assert done == [drop.job_id]
     assert (await queue.get(keep.job_id)).status is JobStatus.QUEUED
+
+
+async def test_a_spent_rate_limit_window_refuses_the_enqueue_and_writes_nothing(queue: Queue) -> None:
+    from explorer_jobs.errors import RateLimited
+    from explorer_jobs.queue import RateLimit
+
+    limit = RateLimit(USER, limit=2, window_seconds=60)
+    for _ in range(2):
+        await queue.enqueue("test_echo", {"value": 1}, user_id=USER, rate_limit=limit)
+    with pytest.raises(RateLimited) as refused:
+        await queue.enqueue("test_echo", {"value": 1}, user_id=USER, rate_limit=limit)
+    assert 1 <= refused.value.retry_after <= 60
+    [counts] = await queue.counts(USER)
+    assert counts.counts["queued"] == 2 and len(await read_events(queue, USER)) == 2
+    assert (
+        await queue.enqueue("test_echo", {"value": 1}, user_id="bob", rate_limit=RateLimit("bob", 2, 60))
+    ).created

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from typing import Any
 
 from pydantic import BaseModel
@@ -78,3 +79,19 @@ register_job_type(JobTypeSpec("test_sync", SyncPayload, max_attempts=1))
 def double_in_thread(ctx: JobContext, payload: SyncPayload) -> dict[str, int]:
     ctx.progress_sync(50, "half way, from a thread")
     return {"double": payload.value * 2}
+
+
+class PoisonPayload(BaseModel):
+    marker: str | None = None  # append "<jobId> <attempt>\n" here before dying
+
+
+register_job_type(JobTypeSpec("test_poison", PoisonPayload, max_attempts=100, timeout_seconds=30))
+
+
+@processor("test_poison")
+async def poison(ctx: JobContext, payload: PoisonPayload) -> None:
+    """Kills the worker process that runs it (a segfaulting driver, an OOM kill): the job can only
+    end by running out of stalls."""
+    if payload.marker:
+        _mark(payload.marker, f"{ctx.job_id} {ctx.attempt}\n")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
-from explorer_jobs.errors import Conflict, IdempotencyConflict, InvalidInput, LeaseLost, NotFound
+from explorer_jobs.errors import Conflict, IdempotencyConflict, InvalidInput, LeaseLost, NotFound, RateLimited
 from explorer_jobs.jobtypes import JobTypeSpec, get_job_type
 from explorer_jobs.keys import QueueKeys
 from explorer_jobs.models import Job, JobStatus, QueueCounts
@@ -50,6 +51,30 @@ class EnqueueRequest:
     timeout: float | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A fixed-window allowance of enqueue calls, counted in the enqueue script itself."""
+
+    who: str  # the user id the window belongs to
+    limit: int  # calls per window; 0 turns it off
+    window_seconds: int
+
+    def args(self) -> list[str]:
+        if self.limit <= 0:
+            return ["", "0", "0"]
+        index = int(time.time() // self.window_seconds)
+        # The counter outlives its window a little, so a slow clock elsewhere cannot restart it early.
+        return [f"{self.who}:{index}", str(self.limit), str((self.window_seconds + 5) * 1000)]
+
+    def refusal(self) -> RateLimited:
+        now = time.time()
+        ends = (int(now // self.window_seconds) + 1) * self.window_seconds
+        retry_after = max(1, int(ends - now + 0.999))
+        return RateLimited(
+            f"too many jobs queued: at most {self.limit} every {self.window_seconds} s", retry_after
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,14 +249,25 @@ class Queue:
         return spec, args, data, max_attempts
 
     async def enqueue(
-        self, job_type: str, payload: dict[str, Any] | BaseModel, *, user_id: str, **options: Any
+        self,
+        job_type: str,
+        payload: dict[str, Any] | BaseModel,
+        *,
+        user_id: str,
+        rate_limit: RateLimit | None = None,
+        **options: Any,
     ) -> EnqueueResult:
         """Queue one job (one round trip). Raises IdempotencyConflict when the key was used for
-        another request, InvalidInput for a bad payload or option, UnknownJobType."""
-        return (await self.enqueue_many([EnqueueRequest(job_type, payload, user_id, **options)]))[0]
+        another request, InvalidInput for a bad payload or option, UnknownJobType, and
+        RateLimited when `rate_limit`'s window is spent."""
+        request = EnqueueRequest(job_type, payload, user_id, **options)
+        return (await self.enqueue_many([request], rate_limit=rate_limit))[0]
 
-    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[EnqueueResult]:
-        """Queue many jobs, a script call per thousand; each job gets its own event."""
+    async def enqueue_many(
+        self, requests: Sequence[EnqueueRequest], rate_limit: RateLimit | None = None
+    ) -> list[EnqueueResult]:
+        """Queue many jobs, a script call per thousand; each job gets its own event.
+        A `rate_limit` counts one per script call."""
         results: list[EnqueueResult] = []
         for start in range(0, len(requests), BULK_CHUNK):
             chunk = requests[start : start + BULK_CHUNK]
@@ -243,8 +279,11 @@ class Queue:
                 # One argument for the whole chunk: packing thousands of arguments costs the client
                 # more than decoding one JSON string costs Redis.
                 json.dumps([job_args for _, job_args, _, _ in encoded], separators=(",", ":")),
+                *(rate_limit.args() if rate_limit else ("", "0", "0")),
             ]
             replies = await self._run("enqueue", [self.keys.queued], args)
+            if rate_limit and replies and int(replies[0][1]) == -2:
+                raise rate_limit.refusal()
             for req, (_, job_args, data, max_attempts), reply in zip(chunk, encoded, replies, strict=True):
                 results.append(await self._enqueue_result(req, job_args, data, max_attempts, reply))
         return results

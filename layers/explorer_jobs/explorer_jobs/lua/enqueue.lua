@@ -5,10 +5,20 @@
 -- ARGV[5]  the jobs, one JSON array of [id, type, user, priority, delay_ms, max_attempts,
 --          timeout_s, backoff_s, backoff_max_s, data (JSON text), idempotency key ('' for none),
 --          request fingerprint], all strings
+-- ARGV[6]  rate-limit window ('' for none: "<user>:<window index>")   ARGV[7] its allowance
+-- ARGV[8]  the window counter's lifetime (ms)
 -- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created,
---          0 = an earlier job with the same key and request, -1 = same key, other request (409).
+--          0 = an earlier job with the same key and request, -1 = same key, other request (409);
+--          or a single {'', -2, '', ''} when the caller's rate-limit window is spent (429).
 local maxlen, retention, idem_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local jobs = cjson.decode(ARGV[5])
+-- The rate limit counts in the same call as the enqueue: one round trip per request, not two.
+if ARGV[6] ~= '' then
+  local rkey = P .. 'rate:' .. ARGV[6]
+  local n = redis.call('INCR', rkey)
+  if n == 1 then redis.call('PEXPIRE', rkey, ARGV[8]) end
+  if n > tonumber(ARGV[7]) then return {{'', -2, '', ''}} end
+end
 local out = {}
 local woke = false
 local users = {}

@@ -13,6 +13,7 @@ from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
 from explorer_jobs.models import Job
 from explorer_jobs.observability import count_enqueued
+from explorer_jobs.queue import RateLimit
 
 SCHEMA_TRAINING = "schema_training"
 
@@ -63,13 +64,14 @@ async def train_schema(
     """Queue a schema training of one of the caller's connections."""
     body = body or TrainSchemaRequest()
     await lookup(user.id, connection_id)
-    await check_enqueue_rate(queue.redis, settings, user.id)
     queued = await queue.enqueue(
         SCHEMA_TRAINING,
         _training_payload(connection_id, body),
         user_id=user.id,
         priority=body.priority,
         idempotency_key=idempotency_key,
+        # Counted by the enqueue script itself: one round trip per request.
+        rate_limit=RateLimit(user.id, settings.ENQUEUE_RATE_LIMIT, settings.ENQUEUE_RATE_WINDOW_SECONDS),
     )
     job = queued.job
     if queued.created:
