@@ -197,6 +197,18 @@ async def test_a_stalled_job_whose_cancel_was_requested_ends_cancelled(queue: Qu
     assert (await queue.get(job.job_id)).status is JobStatus.CANCELLED
 
 
+async def test_a_job_cancelled_while_running_is_not_retried_after_a_retryable_failure(queue: Queue) -> None:
+    # Found while modelling the queue (tests/chaos/test_queue_model.py): the failure used to send
+    # it to `delayed`, so the job the user had cancelled ran again.
+    job = await enqueue(queue)
+    [c] = (await queue.claim("w", 1)).jobs
+    await queue.cancel(job.job_id, user_id=USER)
+    assert (await queue.claim("w", 0, [Settlement(c, "f", "boom", "10")])).accepted == [True]
+    assert (await queue.get(job.job_id)).status is JobStatus.CANCELLED
+    assert types_of(await read_events(queue, USER), job.job_id)[-1] == "job_cancelled"
+    assert await queue.redis.zcard(queue.keys.delayed) == 0
+
+
 async def test_someone_elses_job_is_not_found(queue: Queue) -> None:
     job = await enqueue(queue)
     for call in (

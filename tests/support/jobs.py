@@ -26,6 +26,9 @@ class EchoPayload(BaseModel):
     permanent: bool = False  # fail at once, without retry
     marker: str | None = None  # append "<jobId> <attempt>\n" here when the job starts
     gate: str | None = None  # after the steps, block until this file exists (a test opens the gate)
+    # After the marker line, sleep this long with no Redis call: a worker frozen here and thawed
+    # past its lease returns its result before it can notice the lost lease (tests/chaos).
+    hold_seconds: float = 0.0
 
 
 register_job_type(
@@ -53,6 +56,8 @@ def _mark(path: str, line: str) -> None:
 async def echo(ctx: JobContext, payload: EchoPayload) -> dict[str, Any]:
     if payload.marker:
         _mark(payload.marker, f"{ctx.job_id} {ctx.attempt}\n")
+    if payload.hold_seconds:
+        await asyncio.sleep(payload.hold_seconds)
     for step in range(payload.steps):
         await ctx.progress(100 * step // max(1, payload.steps), f"step {step + 1}/{payload.steps}")
         await ctx.checkpoint()

@@ -21,7 +21,7 @@ local settlements = cjson.decode(ARGV[7])
 -- Every move out of `active` clears the token, so a matching token means "still active and ours".
 local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a, b)
   local jkey = P .. 'job:' .. id
-  local f = redis.call('HMGET', jkey, 'token', 'progress')
+  local f = redis.call('HMGET', jkey, 'token', 'progress', 'cancel')
   if f[1] ~= token then return 0 end
   local progress = f[2] or 0
   if outcome == 'c' then
@@ -32,6 +32,11 @@ local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a
     if delay < 0 or tonumber(attempts) >= tonumber(max_attempts) then
       finish(id, jkey, user, jtype, 'active', 'failed', {'error', a, 'message', 'failed'})
       emit(maxlen, user, 'job_failed', id, jtype, 'failed', progress, 'failed', ',"error":' .. cjson.encode(a))
+    elseif f[3] == '1' then
+      -- Cancelled while it ran: a retry would run again what the user cancelled. It ends
+      -- cancelled, as a flagged job that stalls or is released does (back_to_queue).
+      finish(id, jkey, user, jtype, 'active', 'cancelled', {'message', 'cancelled'})
+      emit(maxlen, user, 'job_cancelled', id, jtype, 'cancelled', progress, 'cancelled', '')
     else
       local msg = 'attempt ' .. attempts .. ' of ' .. max_attempts .. ' failed; retrying in '
         .. string.format('%.1f', delay / 1000) .. ' s'
