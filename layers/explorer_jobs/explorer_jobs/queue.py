@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,7 +158,6 @@ class ClaimResult:
     accepted: list[bool]
     jobs: list[ClaimedJob]
     next_due_ms: int
-    settled: Sequence[Settlement] = field(default=())
 
 
 def _fields(flat: Sequence[str]) -> dict[str, str]:
@@ -437,7 +436,7 @@ class Queue:
         ]
         accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
         jobs = [ClaimedJob.from_reply(c) for c in claimed]
-        return ClaimResult([a == 1 for a in accepted], jobs, int(next_due), settlements)
+        return ClaimResult([a == 1 for a in accepted], jobs, int(next_due))
 
     async def renew(self, leases: Sequence[tuple[str, str]], lease_ms: int | None = None) -> list[int]:
         """Extend leases; per job 1 = cancel requested, 0 = carry on, -1 = lease lost."""
