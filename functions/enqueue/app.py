@@ -5,6 +5,9 @@ from mangum import Mangum
 
 from explorer_jobs.api.app import create_app
 from explorer_jobs.api.routes import connections, enqueue
+from explorer_jobs.observability import configure_lambda_logging
+
+configure_lambda_logging()
 
 routers = [enqueue.router, connections.write_router]
 app = create_app(routers, title="DB Explorer jobs: enqueue")

@@ -12,10 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from explorer_jobs.observability import count_enqueued
+from explorer_jobs.observability import configure_lambda_logging, count_enqueued
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
 from explorer_jobs.scheduling import fire
+
+configure_lambda_logging()
 
 logger = Logger(service="explorer-jobs-scheduler")
 

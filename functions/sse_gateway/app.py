@@ -8,6 +8,9 @@ from mangum import Mangum
 
 from explorer_jobs.api.app import create_app
 from explorer_jobs.api.routes import stream
+from explorer_jobs.observability import configure_lambda_logging
+
+configure_lambda_logging()
 
 routers = [stream.router]
 app = create_app(routers, title="DB Explorer jobs: notifications")

@@ -142,7 +142,7 @@ def test_the_scheduler_ticks_every_minute_and_the_default_cron_reaches_the_funct
     (schedule,) = [event for event in events.values() if event["Type"] == "ScheduleV2"]
     # Connections carry crons of their own: the schedule is a clock, each cron decides what is due.
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "SchedulerTick"}
-    assert template["Parameters"]["SchedulerTick"]["Default"] == "rate(1 minute)"
+    assert template["Parameters"]["SchedulerTick"]["Default"] == "cron(* * * * ? *)"
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["SCHEDULER_TICK_SECONDS"] == "60"
     assert variables["SCHEMA_TRAINING_CRON"] == {"Ref": "SchemaTrainingCron"}

@@ -68,7 +68,9 @@ def invoke(build: Path, function: str, event: str, tmp_path: Path, user: str = "
         timeout=60,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["logs"] = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    return result
 
 
 def test_the_built_enqueue_function_queues_a_job(build: Path, r: redis.Redis, tmp_path: Path) -> None:
@@ -82,6 +84,9 @@ def test_the_built_enqueue_function_queues_a_job(build: Path, r: redis.Redis, tm
         == result["connection"]
     )
     assert result["modules"] == [], "the enqueue function loads no target-database driver"
+    # On Lambda the function logs JSON through powertools, with the job id as correlation id.
+    queued = [line for line in result["logs"] if line.get("message", "").startswith("queued schema_training")]
+    assert queued and queued[0]["correlation_id"] == job["jobId"], result["logs"]
 
 
 def test_the_built_status_function_answers_healthz(build: Path, r: redis.Redis, tmp_path: Path) -> None:

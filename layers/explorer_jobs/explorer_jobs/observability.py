@@ -59,6 +59,13 @@ def configure_logging(level: str | None = None) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def configure_lambda_logging() -> None:
+    """Called by each function at import: on Lambda, JSON logs through powertools' formatter
+    (elsewhere the process that imports the function — uvicorn, tests — owns the logging)."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        configure_logging()
+
+
 def metrics_enabled() -> bool:
     if METRICS_ON in ("1", "true", "yes"):
         return True

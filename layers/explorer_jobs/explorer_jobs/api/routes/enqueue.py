@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response, status
@@ -12,10 +13,11 @@ from explorer_jobs.api.ratelimit import check_enqueue_rate
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
 from explorer_jobs.models import Job
-from explorer_jobs.observability import count_enqueued
+from explorer_jobs.observability import count_enqueued, current_job_id
 from explorer_jobs.queue import RateLimit
 
 SCHEMA_TRAINING = "schema_training"
+log = logging.getLogger("explorer_jobs.api.enqueue")
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -74,8 +76,10 @@ async def train_schema(
         rate_limit=RateLimit(user.id, settings.ENQUEUE_RATE_LIMIT, settings.ENQUEUE_RATE_WINDOW_SECONDS),
     )
     job = queued.job
+    current_job_id.set(job.job_id)  # this request's log lines carry the job id from here on
     if queued.created:
         count_enqueued(SCHEMA_TRAINING)
+        log.info("queued %s for connection %s", SCHEMA_TRAINING, connection_id)
     response.headers["Location"] = f"/api/jobs/{job.job_id}"
     return JobAccepted(job_id=job.job_id, job_type=job.job_type, status=job.status)
 
