@@ -149,3 +149,13 @@ async def test_ticket(client: httpx.AsyncClient, clean_redis: redis.Redis) -> No
     key = ticket_key("ej", body["ticket"])
     assert clean_redis.get(key) == "alice"
     assert 0 < clean_redis.ttl(key) <= 30
+
+
+async def test_train_and_retry_share_one_rate_limit_allowance() -> None:
+    app = make_app(api_settings(ENQUEUE_RATE_LIMIT=2, ENQUEUE_RATE_WINDOW_SECONDS=60), {("alice", "c1")})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        job_id = (await client.post(TRAIN, headers=auth())).json()["jobId"]
+        assert (await client.post(f"/api/jobs/{job_id}/cancel", headers=auth())).status_code == 202
+        assert (await client.post(f"/api/jobs/{job_id}/retry", headers=auth())).status_code == 202
+        # Two enqueues counted (a train, a retry): the window is spent for both routes.
+        assert (await client.post(TRAIN, headers=auth())).status_code == 429

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -45,7 +44,3 @@ def types_of(events: list[dict[str, Any]], job_id: str) -> list[str]:
 
 def has_event(job_id: str, event_type: str) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda events: any(e["jobId"] == job_id and e["type"] == event_type for e in events)
-
-
-async def settle_all(coros: list[Any]) -> list[Any]:
-    return await asyncio.gather(*coros)

@@ -15,8 +15,8 @@ same code runs on Redis Cluster, where a queue lives on one shard.
     ej:{default}:ujobs:<user>         zset   a user's jobs by creation time (ms)
     ej:{default}:events:<user>        stream a user's notifications; entry id = SSE id
     ej:{default}:idem:<user>:<key>    string "<jobId>|<request fingerprint>", 24 h
+    ej:{default}:rate:<user>:<n>      string enqueues in a user's rate-limit window n
     ej:ticket:<ticket>                string the user id an SSE ticket opens a stream for
-    ej:ratelimit:<user>:<window>      string enqueues in a rate-limit window
 """
 
 from __future__ import annotations
@@ -76,7 +76,3 @@ class QueueKeys:
 
 def ticket_key(key_prefix: str, ticket: str) -> str:
     return f"{key_prefix}:ticket:{ticket}"
-
-
-def rate_limit_key(key_prefix: str, user_id: str, window: int) -> str:
-    return f"{key_prefix}:ratelimit:{user_id}:{window}"

@@ -1,14 +1,16 @@
-"""A per-user fixed-window limit on enqueues, counted in Redis so every function instance shares it."""
+"""The per-user enqueue allowance for routes that queue work without the enqueue script (retry).
+
+It is the same fixed-window counter the enqueue script counts in (`RateLimit`, key
+`<queue prefix>rate:<user>:<window>`), so train-schema and retry share one allowance.
+"""
 
 from __future__ import annotations
 
-import time
 import weakref
 
 from redis.commands.core import AsyncScript
 
-from explorer_jobs.errors import RateLimited
-from explorer_jobs.keys import rate_limit_key
+from explorer_jobs.queue import Queue, RateLimit
 from explorer_jobs.redis_client import RedisClient
 from explorer_jobs.settings import Settings
 
@@ -30,16 +32,16 @@ def _script(redis: RedisClient) -> AsyncScript:
     return script
 
 
-async def check_enqueue_rate(redis: RedisClient, settings: Settings, user_id: str) -> None:
+def enqueue_allowance(settings: Settings, user_id: str) -> RateLimit:
+    return RateLimit(user_id, settings.ENQUEUE_RATE_LIMIT, settings.ENQUEUE_RATE_WINDOW_SECONDS)
+
+
+async def check_enqueue_rate(queue: Queue, settings: Settings, user_id: str) -> None:
     """Count one enqueue for the user; RateLimited (429) once the window's allowance is spent."""
-    limit, window = settings.ENQUEUE_RATE_LIMIT, settings.ENQUEUE_RATE_WINDOW_SECONDS
-    if limit <= 0:
+    allowance = enqueue_allowance(settings, user_id)
+    window, limit, ttl_ms = allowance.args()
+    if not window:
         return
-    now = time.time()
-    index = int(now // window)
-    key = rate_limit_key(settings.KEY_PREFIX, user_id, index)
-    # The counter outlives its window a little, so a slow clock elsewhere cannot restart it early.
-    count = int(await _script(redis)(keys=[key], args=[(window + 5) * 1000]))
-    if count > limit:
-        retry_after = max(1, int((index + 1) * window - now + 0.999))
-        raise RateLimited(f"too many jobs queued: at most {limit} every {window} s", retry_after)
+    count = int(await _script(queue.redis)(keys=[f"{queue.keys.prefix}rate:{window}"], args=[ttl_ms]))
+    if count > int(limit):
+        raise allowance.refusal()

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from explorer_jobs.api.connection_lookup import ConnectionLookupDep
 from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
-from explorer_jobs.api.ratelimit import check_enqueue_rate
+from explorer_jobs.api.ratelimit import check_enqueue_rate, enqueue_allowance
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
 from explorer_jobs.models import Job
 from explorer_jobs.observability import count_enqueued, current_job_id
-from explorer_jobs.queue import RateLimit
 
 SCHEMA_TRAINING = "schema_training"
 log = logging.getLogger("explorer_jobs.api.enqueue")
@@ -73,7 +72,7 @@ async def train_schema(
         priority=body.priority,
         idempotency_key=idempotency_key,
         # Counted by the enqueue script itself: one round trip per request.
-        rate_limit=RateLimit(user.id, settings.ENQUEUE_RATE_LIMIT, settings.ENQUEUE_RATE_WINDOW_SECONDS),
+        rate_limit=enqueue_allowance(settings, user.id),
     )
     job = queued.job
     current_job_id.set(job.job_id)  # this request's log lines carry the job id from here on
@@ -95,7 +94,7 @@ async def cancel_job(job_id: JobId, user: UserDep, queue: QueueDep) -> Job:
 )
 async def retry_job(job_id: JobId, user: UserDep, queue: QueueDep, settings: SettingsDep) -> Job:
     """Queue a failed or cancelled job again under the same id."""
-    await check_enqueue_rate(queue.redis, settings, user.id)
+    await check_enqueue_rate(queue, settings, user.id)
     return await queue.retry(job_id, user_id=user.id)
 
 
