@@ -13,11 +13,12 @@ import tests.support.jobs  # noqa: F401  (registers the test job types)
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import RedisClient, create_redis
 from explorer_jobs.settings import Settings
+from tests.support.redis_urls import redis_test_url
 
 pytest_plugins = ["tests.support.fixtures"]
 
 # A database index of its own: tests flush it, so it must never be one an application uses.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_test_url(15))
 
 
 def queue_settings(url: str, cluster: bool = False, **overrides: object) -> Settings:

@@ -21,9 +21,10 @@ from explorer_jobs.api.connection_lookup import connection_lookup
 from explorer_jobs.api.server import GracefulServer, make_server
 from explorer_jobs.errors import NotFound
 from explorer_jobs.settings import Settings, get_settings
+from tests.support.redis_urls import redis_test_url
 
 SECRET = "test-secret-long-enough-for-hs256-and-hs512-" + "0123456789abcdef" * 2
-REDIS_URL = "redis://127.0.0.1:6379/13"  # this suite's own index, flushed around each test
+REDIS_URL = redis_test_url(13)  # this suite's own index, flushed around each test
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 

@@ -26,12 +26,13 @@ from explorer_jobs.models import JobStatus
 from explorer_jobs.queue import ClaimedJob, Queue, Settlement
 from explorer_jobs.redis_client import create_redis
 from tests.conftest import queue_settings
+from tests.support.redis_urls import redis_test_url
 
 from .support import scale
 
 pytestmark = [pytest.mark.chaos]
 
-MODEL_REDIS_URL = os.environ.get("CHAOS_MODEL_REDIS_URL", "redis://127.0.0.1:6379/10")
+MODEL_REDIS_URL = os.environ.get("CHAOS_MODEL_REDIS_URL", redis_test_url(10))
 USER = "model"
 JOB_TYPE = "test_echo"  # max_attempts 3 (tests/support/jobs.py)
 ROUND = 3

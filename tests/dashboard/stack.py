@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis
 
+from tests.support.redis_urls import redis_test_url
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
@@ -33,7 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # A database index of its own: the fixture flushes it, so no application may use it.
-STACK_REDIS_URL = "redis://127.0.0.1:6379/12"
+STACK_REDIS_URL = redis_test_url(12)
 START_SECONDS = 60
 STOP_SECONDS = 20
 # Long enough that a training against the stalled server below waits on its connect for the whole test.

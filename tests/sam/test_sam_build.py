@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.redis_urls import redis_test_url
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
-REDIS_URL = "redis://127.0.0.1:6379/11"  # this module's own database index, flushed around each test
+REDIS_URL = redis_test_url(11)  # this module's own database index, flushed around each test
 
 # The first test builds with SAM: a fresh machine installs aws-sam-cli and the layer first.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
