@@ -1,7 +1,8 @@
 """db-explorer-jobs adapter for the peer benchmark (../shared/bench/peers).
 
-Enqueues through the project's Python API (`Queue.enqueue`, one script call per job, and
-`Queue.enqueue_many` for the bulk row) and runs the project's own worker command,
+Enqueues through the project's blocking producer (`SyncQueue.enqueue`, one script call per job,
+and `SyncQueue.enqueue_many` for the bulk row; `ours_async_adapter.py` is the same through the
+asyncio `Queue`) and runs the project's own worker command,
 `python -m explorer_jobs worker --import ours_adapter`. Progress, leases, cancellation checks and
 events stay on: every job still gets its token, its state changes and its events.
 """
@@ -35,23 +36,24 @@ async def noop(ctx, payload: NoopPayload) -> None:
 
 
 class Client:
-    async def open(self):
-        from explorer_jobs.queue import Queue
-        from explorer_jobs.redis_client import create_redis
+    """The blocking producer, as a script or a synchronous web app would queue jobs."""
 
-        self.redis = create_redis(REDIS_URL)
-        self.q = Queue(self.redis)
+    def open(self):
+        from explorer_jobs.settings import Settings
+        from explorer_jobs.sync_queue import SyncQueue
 
-    async def enqueue(self, t):
-        await self.q.enqueue("bench_noop", {"t": t}, user_id="bench")
+        self.q = SyncQueue.connect(Settings(REDIS_URL=REDIS_URL))
 
-    async def enqueue_bulk(self, ts):
-        from explorer_jobs.queue import EnqueueRequest
+    def enqueue(self, t):
+        self.q.enqueue("bench_noop", {"t": t}, user_id="bench")
 
-        await self.q.enqueue_many([EnqueueRequest("bench_noop", {"t": t}, "bench") for t in ts])
+    def enqueue_bulk(self, ts):
+        from explorer_jobs.enqueueing import EnqueueRequest
 
-    async def close(self):
-        await self.redis.aclose()
+        self.q.enqueue_many([EnqueueRequest("bench_noop", {"t": t}, "bench") for t in ts])
+
+    def close(self):
+        self.q.close()
 
 
 def worker_cmd(conc):

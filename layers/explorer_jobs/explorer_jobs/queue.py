@@ -7,21 +7,26 @@ between two commands cannot leave a job half-moved, nor a change without its not
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
-from explorer_jobs.errors import Conflict, IdempotencyConflict, InvalidInput, LeaseLost, NotFound, RateLimited
-from explorer_jobs.jobtypes import JobTypeSpec, get_job_type
+from explorer_jobs.enqueueing import (
+    BULK_CHUNK,
+    EnqueueRequest,
+    EnqueueResult,
+    RateLimit,
+    check_rate_limit,
+    created_job,
+    encode_request,
+    enqueue_args,
+)
+from explorer_jobs.errors import Conflict, InvalidInput, LeaseLost, NotFound
 from explorer_jobs.keys import QueueKeys
 from explorer_jobs.models import Job, JobStatus, QueueCounts
 from explorer_jobs.redis_client import RedisClient
@@ -29,58 +34,9 @@ from explorer_jobs.scripts import SCRIPT_NAMES, script_source
 from explorer_jobs.settings import Settings, get_settings
 
 MAX_PAGE_SIZE = 100
-BULK_CHUNK = 1000
 # A page answers after looking at this many of a user's jobs, with a cursor, so a rare filter
 # cannot make one request walk a whole history.
 LIST_SCAN_BUDGET = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueRequest:
-    """One job to enqueue; unset options take the job type's defaults."""
-
-    job_type: str
-    payload: dict[str, Any] | BaseModel
-    user_id: str
-    priority: int | None = None
-    delay: float | None = None
-    run_at: datetime | None = None
-    max_attempts: int | None = None
-    backoff: float | None = None
-    backoff_max: float | None = None
-    timeout: float | None = None
-    idempotency_key: str | None = None
-    fingerprint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A fixed-window allowance of enqueue calls, counted in the enqueue script itself."""
-
-    who: str  # the user id the window belongs to
-    limit: int  # calls per window; 0 turns it off
-    window_seconds: int
-
-    def args(self) -> list[str]:
-        if self.limit <= 0:
-            return ["", "0", "0"]
-        index = int(time.time() // self.window_seconds)
-        # The counter outlives its window a little, so a slow clock elsewhere cannot restart it early.
-        return [f"{self.who}:{index}", str(self.limit), str((self.window_seconds + 5) * 1000)]
-
-    def refusal(self) -> RateLimited:
-        now = time.time()
-        ends = (int(now // self.window_seconds) + 1) * self.window_seconds
-        retry_after = max(1, int(ends - now + 0.999))
-        return RateLimited(
-            f"too many jobs queued: at most {self.limit} every {self.window_seconds} s", retry_after
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueResult:
-    job: Job
-    created: bool  # False: an earlier job with the same idempotency key and request
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,17 +121,6 @@ def _fields(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(it, it, strict=True))
 
 
-def _check_priority(priority: int) -> int:
-    if not 1 <= priority <= 10:
-        raise InvalidInput("priority must be between 1 (most urgent) and 10")
-    return priority
-
-
-def request_fingerprint(job_type: str, data: str, priority: int, delay_ms: int) -> str:
-    raw = f"{job_type}\0{data}\0{priority}\0{delay_ms}".encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
-
-
 class Queue:
     """One named queue on one Redis (or Redis Cluster, where it lives on one shard)."""
 
@@ -206,47 +151,6 @@ class Queue:
 
     # ------------------------------------------------------------------ producers
 
-    def _encode(self, req: EnqueueRequest) -> tuple[JobTypeSpec, list[str], str, int]:
-        spec = get_job_type(req.job_type)
-        try:
-            model = (
-                req.payload
-                if isinstance(req.payload, spec.payload)
-                else spec.payload.model_validate(
-                    req.payload.model_dump() if isinstance(req.payload, BaseModel) else req.payload
-                )
-            )
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"invalid payload for {req.job_type}: {exc.errors(include_url=False)}"
-            ) from exc
-        data = model.model_dump_json(by_alias=True)
-        priority = _check_priority(spec.priority if req.priority is None else req.priority)
-        delay = req.delay or 0.0
-        if req.run_at is not None:
-            delay = (req.run_at - datetime.now(UTC)).total_seconds()
-        delay_ms = max(0, int(delay * 1000))
-        max_attempts = spec.max_attempts if req.max_attempts is None else req.max_attempts
-        if max_attempts < 1:
-            raise InvalidInput("max_attempts must be at least 1")
-        job_id = str(uuid.uuid4())
-        fingerprint = req.fingerprint or request_fingerprint(req.job_type, data, priority, delay_ms)
-        args = [
-            job_id,
-            req.job_type,
-            req.user_id,
-            str(priority),
-            str(delay_ms),
-            str(max_attempts),
-            str(spec.timeout_seconds if req.timeout is None else req.timeout),
-            str(spec.backoff_seconds if req.backoff is None else req.backoff),
-            str(spec.backoff_max_seconds if req.backoff_max is None else req.backoff_max),
-            data,
-            req.idempotency_key or "",
-            fingerprint,
-        ]
-        return spec, args, data, max_attempts
-
     async def enqueue(
         self,
         job_type: str,
@@ -269,55 +173,19 @@ class Queue:
         A `rate_limit` counts one per script call."""
         results: list[EnqueueResult] = []
         for start in range(0, len(requests), BULK_CHUNK):
-            chunk = requests[start : start + BULK_CHUNK]
-            encoded = [self._encode(r) for r in chunk]
-            args = [
-                self._maxlen,
-                str(self.settings.EVENTS_RETENTION_SECONDS * 1000),
-                str(self.settings.IDEMPOTENCY_TTL_SECONDS * 1000),
-                # One argument for the whole chunk: packing thousands of arguments costs the client
-                # more than decoding one JSON string costs Redis.
-                json.dumps([job_args for _, job_args, _, _ in encoded], separators=(",", ":")),
-                *(rate_limit.args() if rate_limit else ("", "0", "0")),
-            ]
-            replies = await self._run("enqueue", [self.keys.queued], args)
-            if rate_limit and replies and int(replies[0][1]) == -2:
-                raise rate_limit.refusal()
-            for req, (_, job_args, data, max_attempts), reply in zip(chunk, encoded, replies, strict=True):
-                results.append(await self._enqueue_result(req, job_args, data, max_attempts, reply))
+            encoded = [encode_request(r) for r in requests[start : start + BULK_CHUNK]]
+            replies = await self._run(
+                "enqueue", [self.keys.queued], enqueue_args(self.settings, encoded, rate_limit)
+            )
+            check_rate_limit(replies, rate_limit)
+            for job, reply in zip(encoded, replies, strict=True):
+                created = created_job(job, reply)
+                results.append(
+                    EnqueueResult(created, True)
+                    if created
+                    else EnqueueResult(await self.get(reply[0]), False)
+                )
         return results
-
-    async def _enqueue_result(
-        self, req: EnqueueRequest, job_args: list[str], data: str, max_attempts: int, reply: list[Any]
-    ) -> EnqueueResult:
-        job_id, outcome = reply[0], int(reply[1])
-        if outcome == -1:
-            raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
-        if outcome == 0:
-            return EnqueueResult(await self.get(job_id), created=False)
-        created = datetime.fromtimestamp(int(reply[3]) / 1000, tz=UTC)
-        delay_ms = int(job_args[4])
-        job = Job(
-            job_id=job_id,
-            job_type=req.job_type,
-            user_id=req.user_id,
-            status=JobStatus(reply[2]),
-            progress=0,
-            message=None,
-            priority=int(job_args[3]),
-            attempts=0,
-            max_attempts=max_attempts,
-            data=json.loads(data),
-            result=None,
-            error=None,
-            created_at=created,
-            started_at=None,
-            finished_at=None,
-            run_at=datetime.fromtimestamp(int(reply[3]) / 1000 + delay_ms / 1000, tz=UTC)
-            if delay_ms
-            else None,
-        )
-        return EnqueueResult(job, created=True)
 
     # ------------------------------------------------------------------ reading
 

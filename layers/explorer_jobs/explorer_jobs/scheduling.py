@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from explorer_jobs.queue import EnqueueRequest, EnqueueResult, Queue
+from explorer_jobs.enqueueing import EnqueueRequest, EnqueueResult
+from explorer_jobs.queue import Queue
 
 log = logging.getLogger("explorer_jobs.scheduler")
 

@@ -10,7 +10,8 @@ import weakref
 
 from redis.commands.core import AsyncScript
 
-from explorer_jobs.queue import Queue, RateLimit
+from explorer_jobs.enqueueing import RateLimit
+from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import RedisClient
 from explorer_jobs.settings import Settings
 
