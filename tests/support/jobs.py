@@ -100,3 +100,29 @@ async def poison(ctx: JobContext, payload: PoisonPayload) -> None:
     if payload.marker:
         _mark(payload.marker, f"{ctx.job_id} {ctx.attempt}\n")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class TargetSleepPayload(BaseModel):
+    connection_id: str
+    seconds: float = 60.0
+
+
+register_job_type(JobTypeSpec("test_target_sleep", TargetSleepPayload, max_attempts=1, timeout_seconds=30))
+
+
+@processor("test_target_sleep")
+async def target_sleep(ctx: JobContext, payload: TargetSleepPayload) -> None:
+    """A query that hangs on a saved connection's server (pg_sleep, SLEEP), in a session opened and
+    closed as the schema-training processor does."""
+    # Imported here: a worker started for the other test jobs does not load SQLAlchemy and drivers.
+    from explorer_jobs.connections.service import load_target
+    from explorer_jobs.connections.target import TargetSession
+
+    spec = await asyncio.to_thread(load_target, ctx.user_id, payload.connection_id)
+    sql = "SELECT pg_sleep(%s)" if spec.dialect == "postgresql" else "SELECT SLEEP(%s)"
+    session = TargetSession(spec)
+    try:
+        await asyncio.to_thread(session.open)
+        await session.call(lambda conn, _i: conn.exec_driver_sql(sql, (payload.seconds,)).all())
+    finally:
+        await asyncio.to_thread(session.close)

@@ -2,15 +2,18 @@
 
 Every target engine is built per use with NullPool (a user's database is not ours to hold
 connections open on), connects to the address the host guard resolved, and bounds both the
-connect and each statement. Sessions are read-only on the server side as well.
+connect and each statement. Sessions are read-only on the server side as well. A session whose
+caller gives up on it mid-query (a job timeout) is ended by the server, not left running.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +31,12 @@ from explorer_jobs.settings import get_settings
 
 T = TypeVar("T")
 
+log = logging.getLogger("explorer_jobs.target")
+
 DRIVERS = {"postgresql": "postgresql+pg8000", "mysql": "mysql+pymysql", "sqlite": "sqlite+pysqlite"}
+# A session's id on its server, read at open, and how a second session ends it, query and all.
+SESSION_ID = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}
+END_SESSION = {"postgresql": "SELECT pg_terminate_backend(%s)", "mysql": "KILL CONNECTION %s"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,7 @@ class TargetSession:
     `run` may be called from different threads in turn (the processor hops through
     `asyncio.to_thread` between batches); a lock keeps `close` from racing a running call.
     Each call ends its transaction so no snapshot stays open on the user's database.
+    `interrupt` is the one method that does not wait for the lock: it stops a running call.
     """
 
     def __init__(self, spec: TargetSpec) -> None:
@@ -133,12 +142,19 @@ class TargetSession:
         self._engine: Engine | None = None
         self._connection: Connection | None = None
         self._inspector: Inspector | None = None
+        self._driver_connection: Any = None
+        self._server_id: int | None = None
 
     def open(self) -> None:
         """Connect; `TargetUnavailable`/`TargetTimeout` with a readable reason when it cannot."""
         with self._lock, self._errors(get_settings().TARGET_CONNECT_TIMEOUT_SECONDS):
             self._engine = create_target_engine(self.spec)
             self._connection = self._engine.connect()
+            self._driver_connection = self._connection.connection.dbapi_connection
+            query = SESSION_ID.get(self.spec.dialect)
+            if query is not None:
+                self._server_id = int(self._connection.exec_driver_sql(query).scalar_one())
+                self._connection.rollback()  # no snapshot held until the first call
             self._inspector = inspect(self._connection)
 
     def run(self, fn: Callable[[Connection, Inspector], T]) -> T:
@@ -151,6 +167,33 @@ class TargetSession:
             finally:
                 self._connection.rollback()
 
+    async def call(self, fn: Callable[[Connection, Inspector], T]) -> T:
+        """`run(fn)` in a thread; when the awaiting task is cancelled meanwhile (a job timeout, a
+        worker stopping), `interrupt` the session before the cancellation goes on."""
+        try:
+            return await asyncio.to_thread(self.run, fn)
+        except asyncio.CancelledError:
+            # The thread cannot be cancelled: left alone, its query would run on to the statement
+            # timeout, and `close` (which waits for it) would hold the job's slot as long.
+            await asyncio.to_thread(self.interrupt)
+            raise
+
+    def interrupt(self) -> None:
+        """Stop a call that may be running in another thread: the server ends this session (from a
+        second, short-lived connection to the same resolved address), and its socket is shut so the
+        call returns now even if that failed. The session is of no further use; `close` it."""
+        engine, server_id, driver_connection = self._engine, self._server_id, self._driver_connection
+        if engine is None:
+            return
+        if server_id is not None:
+            try:
+                with self._errors(get_settings().TARGET_CONNECT_TIMEOUT_SECONDS), engine.connect() as other:
+                    other.exec_driver_sql(END_SESSION[self.spec.dialect], (server_id,))
+            except TargetUnavailable as exc:
+                # Its query then runs on until the server's statement timeout ends it.
+                log.warning("could not end a session on %s: %s", self.spec.where, exc)
+        _shut_socket(driver_connection)
+
     def close(self) -> None:
         """Close the connection (waits for a running call to finish first)."""
         with self._lock:
@@ -162,7 +205,7 @@ class TargetSession:
             finally:
                 if self._engine is not None:
                     self._engine.dispose()
-                self._connection = self._inspector = self._engine = None
+                self._connection = self._inspector = self._engine = self._driver_connection = None
 
     def _errors(self, timeout_seconds: float) -> AbstractContextManager[None]:
         return target_errors(self.spec.where, self.spec.password.get_secret_value(), timeout_seconds)
@@ -216,6 +259,15 @@ def _mysql_session(statement_timeout: float, read_timeout: float) -> Callable[[A
             dbapi_connection._read_timeout = read_timeout
 
     return on_connect
+
+
+def _shut_socket(driver_connection: Any) -> None:
+    # pg8000 and PyMySQL keep their socket under these names; shut down, a read blocked on it in
+    # another thread returns at once (closing it would not wake that read).
+    sock = getattr(driver_connection, "_usock", None) or getattr(driver_connection, "_sock", None)
+    if isinstance(sock, socket.socket):
+        with suppress(OSError):  # the server may have closed it already
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:

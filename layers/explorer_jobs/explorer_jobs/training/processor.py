@@ -5,6 +5,8 @@ async side reports progress and checks for cancellation between batches. Doing t
 the async side rather than calling back from the thread keeps `JobCancelled`/`LeaseLost` raised
 where the worker awaits the processor, needs no loop handle in the thread, and a cancel or timeout
 of the task is noticed at the next batch boundary without a thread blocking on the event loop.
+A timeout that lands mid-batch has the target end the session (`TargetSession.call`), so the job
+settles and frees its slot at once instead of when the server's statement timeout ends the query.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ async def train_schema(ctx: JobContext, payload: SchemaTrainingPayload) -> dict[
     session = TargetSession(spec)
     try:
         await asyncio.to_thread(session.open)
-        plan = await asyncio.to_thread(
-            session.run, lambda _conn, inspector: plan_training(inspector, payload.schemas, payload.tables)
+        plan = await session.call(
+            lambda _conn, inspector: plan_training(inspector, payload.schemas, payload.tables)
         )
         trained = await _read_all(ctx, session, plan, payload)
     except TargetTimeout as exc:
@@ -76,7 +78,7 @@ async def _read_all(
     reader = TableReader(payload.options)
     for schema, names in batches(plan):
         await ctx.checkpoint()
-        entries = await asyncio.to_thread(session.run, partial(reader.read, schema, names))
+        entries = await session.call(partial(reader.read, schema, names))
         trained[schema].extend(entries)
         done += len(names)
         if time.monotonic() - reported_at >= PROGRESS_INTERVAL_SECONDS:
