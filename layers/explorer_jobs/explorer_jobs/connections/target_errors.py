@@ -30,7 +30,7 @@ def target_errors(where: str, password: str, timeout_seconds: float) -> Iterator
     """
     try:
         yield
-    except (DBAPIError, OSError) as exc:
+    except (DBAPIError, OSError, UnicodeError) as exc:
         raise translate(exc, where, password, timeout_seconds) from None
 
 
@@ -39,6 +39,16 @@ def translate(exc: BaseException, where: str, password: str, timeout_seconds: fl
     chain = _chain(exc)
     if any(isinstance(e, TimeoutError) for e in chain):
         return TargetTimeout(f"{where} did not answer within {timeout_seconds:g} s")
+    if any(isinstance(e, UnicodeEncodeError) for e in chain):
+        # PyMySQL sends a password as latin-1. The error's text quotes the character: not repeated.
+        return TargetUnavailable(
+            f"could not connect to {where}: the driver cannot send the username or password "
+            "(a character outside its encoding)"
+        )
+    if any(isinstance(e, UnicodeDecodeError) for e in chain):
+        return TargetUnavailable(
+            f"could not connect to {where}: its reply is in an encoding the driver cannot read"
+        )
     code, text = _server_reason(chain)
     text = _scrub(text, password)
     if code in _PG_TIMEOUT_CODES or code in _MYSQL_TIMEOUT_CODES:

@@ -14,14 +14,17 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from explorer_jobs.api.deps import QueueDep, UserDep
+from explorer_jobs.api.openapi import CONNECTION_LINKS, error_responses, links
 from explorer_jobs.connections import service
 from explorer_jobs.connections.models import ConnectionCreate, ConnectionOut, ConnectionTest, SchemaListing
 from explorer_jobs.models import WireModel
 
 SCHEMA_TRAINING = "schema_training"
 
-write_router = APIRouter(prefix="/api/connections", tags=["connections"])
-read_router = APIRouter(prefix="/api/connections", tags=["connections"])
+# Every route answers 401 without a valid token and 503 when Redis or the store is down.
+_ALWAYS = error_responses(401, 503)
+write_router = APIRouter(prefix="/api/connections", tags=["connections"], responses=_ALWAYS)
+read_router = APIRouter(prefix="/api/connections", tags=["connections"], responses=_ALWAYS)
 
 ConnectionId = Annotated[str, Path(alias="id", min_length=1, max_length=200)]
 
@@ -34,7 +37,11 @@ class SchemaList(WireModel):
     schemas: list[SchemaListing] = Field(default_factory=list)
 
 
-@write_router.post("", status_code=status.HTTP_201_CREATED, responses={422: {}})
+@write_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: links(CONNECTION_LINKS), **error_responses(400, 413, 422)},
+)
 async def create_connection(body: ConnectionCreate, user: UserDep) -> ConnectionOut:
     """Save a connection; nothing is connected to yet. The password is stored encrypted and never
     returned."""
@@ -47,12 +54,12 @@ async def list_connections(user: UserDep) -> ConnectionList:
     return ConnectionList(connections=await run_in_threadpool(service.list_connections, user.id))
 
 
-@read_router.get("/{id}", responses={404: {}})
+@read_router.get("/{id}", responses={200: links(CONNECTION_LINKS), **error_responses(404, 422)})
 async def get_connection(connection_id: ConnectionId, user: UserDep) -> ConnectionOut:
     return await run_in_threadpool(service.get_connection, user.id, connection_id)
 
 
-@write_router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+@write_router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 422))
 async def delete_connection(connection_id: ConnectionId, user: UserDep, queue: QueueDep) -> Response:
     """Delete a connection: its queued and running trainings are cancelled, its cache dropped."""
     await run_in_threadpool(service.get_connection, user.id, connection_id)  # 404 before touching jobs
@@ -61,25 +68,27 @@ async def delete_connection(connection_id: ConnectionId, user: UserDep, queue: Q
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@write_router.post("/{id}/test", responses={404: {}, 502: {}})
+@write_router.post("/{id}/test", responses=error_responses(404, 422, 502))
 async def test_connection(connection_id: ConnectionId, user: UserDep) -> ConnectionTest:
     """Connect and run `SELECT 1`: `{ok, latencyMs}`, or 502 with the reason."""
     return await run_in_threadpool(service.test_connection, user.id, connection_id)
 
 
-@read_router.get("/{id}/schemas", responses={404: {}, 502: {}})
+@read_router.get("/{id}/schemas", responses=error_responses(404, 422, 502))
 async def list_schemas(connection_id: ConnectionId, user: UserDep) -> SchemaList:
     """The database's schemas and their tables, live, without system schemas."""
     return SchemaList(schemas=await run_in_threadpool(service.list_schemas, user.id, connection_id))
 
 
-@read_router.get("/{id}/schema-cache", responses={404: {}})
+@read_router.get("/{id}/schema-cache", responses=error_responses(404, 422))
 async def get_schema_cache(connection_id: ConnectionId, user: UserDep) -> dict[str, Any]:
     """The newest cached schema; 404 when the connection was never trained."""
     return await run_in_threadpool(service.get_schema_cache, user.id, connection_id)
 
 
-@write_router.delete("/{id}/schema-cache", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+@write_router.delete(
+    "/{id}/schema-cache", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 422)
+)
 async def delete_schema_cache(connection_id: ConnectionId, user: UserDep) -> Response:
     await run_in_threadpool(service.delete_schema_cache, user.id, connection_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from explorer_jobs.api.connection_lookup import ConnectionLookupDep
 from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
+from explorer_jobs.api.openapi import JOB_ACCEPTED, JOB_LINKS, TICKET_LINKS, error_responses, links
 from explorer_jobs.api.ratelimit import check_enqueue_rate, enqueue_allowance
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
@@ -18,7 +19,7 @@ from explorer_jobs.observability import count_enqueued, current_job_id
 SCHEMA_TRAINING = "schema_training"
 log = logging.getLogger("explorer_jobs.api.enqueue")
 
-router = APIRouter(prefix="/api", tags=["jobs"])
+router = APIRouter(prefix="/api", tags=["jobs"], responses=error_responses(401, 503))
 
 # Named as API.md names them (`{id}`, `{jobId}`), so the OpenAPI document reads like the contract.
 ConnectionId = Annotated[str, Path(alias="id", min_length=1, max_length=200)]
@@ -50,7 +51,7 @@ def _training_payload(connection_id: str, body: TrainSchemaRequest) -> dict[str,
     "/connections/{id}/train-schema",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
-    responses={404: {}, 409: {}, 429: {}},
+    responses={202: JOB_ACCEPTED, **error_responses(400, 404, 409, 413, 422, 429)},
 )
 async def train_schema(
     connection_id: ConnectionId,
@@ -83,14 +84,20 @@ async def train_schema(
     return JobAccepted(job_id=job.job_id, job_type=job.job_type, status=job.status)
 
 
-@router.post("/jobs/{jobId}/cancel", status_code=status.HTTP_202_ACCEPTED, responses={404: {}, 409: {}})
+@router.post(
+    "/jobs/{jobId}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={202: links(JOB_LINKS), **error_responses(404, 409, 422)},
+)
 async def cancel_job(job_id: JobId, user: UserDep, queue: QueueDep) -> Job:
     """Cancel a queued or delayed job at once, an active one at its next checkpoint."""
     return await queue.cancel(job_id, user_id=user.id)
 
 
 @router.post(
-    "/jobs/{jobId}/retry", status_code=status.HTTP_202_ACCEPTED, responses={404: {}, 409: {}, 429: {}}
+    "/jobs/{jobId}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={202: links(JOB_LINKS), **error_responses(404, 409, 422, 429)},
 )
 async def retry_job(job_id: JobId, user: UserDep, queue: QueueDep, settings: SettingsDep) -> Job:
     """Queue a failed or cancelled job again under the same id."""
@@ -98,7 +105,7 @@ async def retry_job(job_id: JobId, user: UserDep, queue: QueueDep, settings: Set
     return await queue.retry(job_id, user_id=user.id)
 
 
-@router.post("/jobs/notifications/ticket", tags=["notifications"])
+@router.post("/jobs/notifications/ticket", tags=["notifications"], responses={200: links(TICKET_LINKS)})
 async def create_ticket(user: UserDep, queue: QueueDep, settings: SettingsDep) -> Ticket:
     """A short-lived, single-use ticket that opens the caller's event stream (`?ticket=`)."""
     ticket = await issue_ticket(queue.redis, settings, user.id)

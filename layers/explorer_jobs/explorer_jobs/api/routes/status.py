@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
 from explorer_jobs.api.health import check_health
+from explorer_jobs.api.openapi import JOB_LINKS, error_responses, links
 from explorer_jobs.api.schemas import Health, JobList, QueueList
 from explorer_jobs.errors import InvalidInput
 from explorer_jobs.jobtypes import known_job_types
@@ -17,7 +18,7 @@ from explorer_jobs.queue import MAX_PAGE_SIZE
 
 DEFAULT_PAGE_SIZE = 20
 
-router = APIRouter(prefix="/api", tags=["jobs"])
+router = APIRouter(prefix="/api", tags=["jobs"], responses=error_responses(401, 503))
 health_router = APIRouter(tags=["operations"])
 
 JobId = Annotated[str, Path(alias="jobId", min_length=1, max_length=200)]
@@ -30,13 +31,13 @@ def _check_job_type(job_type: str | None) -> None:
         raise InvalidInput(f"unknown jobType {job_type!r}")
 
 
-@router.get("/jobs/{jobId}", responses={404: {}})
+@router.get("/jobs/{jobId}", responses={200: links(JOB_LINKS), **error_responses(404, 422)})
 async def get_job(job_id: JobId, user: UserDep, queue: QueueDep, job_type: JobTypeFilter = None) -> Job:
     """One of the caller's jobs; 404 for an unknown id, someone else's, or another `jobType`."""
     return await queue.get(job_id, user_id=user.id, job_type=job_type)
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=error_responses(422))
 async def list_jobs(
     user: UserDep,
     queue: QueueDep,

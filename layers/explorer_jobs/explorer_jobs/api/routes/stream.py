@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from explorer_jobs.api.auth import User, bearer_scheme, decode_token
 from explorer_jobs.api.deps import SettingsDep
+from explorer_jobs.api.openapi import STREAM_CONTENT, error_responses
 from explorer_jobs.api.sse.hub import EventHub
 from explorer_jobs.api.sse.poll import poll_events
 from explorer_jobs.api.sse.registry import get_hub
@@ -54,13 +55,8 @@ def _buffered(request: Request, settings: Settings, mode: str | None) -> bool:
     response_class=EventStreamResponse,
     status_code=200,
     responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "the caller's job events",
-        },
-        401: {},
-        422: {},
-        503: {},
+        200: {"content": STREAM_CONTENT, "description": "the caller's job events"},
+        **error_responses(401, 422, 503),
     },
 )
 async def stream_events(
