@@ -1,8 +1,8 @@
 """db-explorer-jobs through its asyncio API (`Queue.enqueue` / `Queue.enqueue_many`), as the HTTP
 functions queue jobs; the worker, its command and the completion check are `ours_adapter`'s."""
 
-from ours_adapter import CONC10, DEFAULT_CONCURRENCY, PACKAGES, lib_done, worker_cmd  # noqa: F401
 from common import REDIS_URL
+from ours_adapter import CONC10, DEFAULT_CONCURRENCY, PACKAGES, lib_done, worker_cmd  # noqa: F401
 
 
 class Client:

@@ -18,6 +18,7 @@ from explorer_jobs.redis_client import create_redis
 from explorer_jobs.settings import Settings, get_settings
 from explorer_jobs.store.engine import dispose_engines
 from explorer_jobs.store.migrate import upgrade_database
+from tests.support.redis_urls import flushed_db
 
 from .support import REDIS_URL, SECRET, LiveServer, make_app
 
@@ -26,11 +27,8 @@ CONNECTIONS = {("alice", "c1"), ("alice", "c2"), ("bob", "b1")}
 
 @pytest.fixture(autouse=True)
 def clean_redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

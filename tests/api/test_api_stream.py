@@ -87,23 +87,6 @@ async def test_reconnect_resumes_from_the_opening_id(
             assert json.loads((await events.next()).data)["jobId"] == missed
 
 
-async def test_users_see_only_their_own_events(
-    live_server: StartServer, settings: Settings, queue: Queue
-) -> None:
-    server = live_server(settings)
-    async with (
-        httpx.AsyncClient(base_url=server.url) as http,
-        open_stream(http, STREAM, headers=auth("alice")) as alice,
-        open_stream(http, STREAM, headers=auth("bob")) as bob,
-    ):
-        bobs, alices = await _enqueue(queue, "bob"), await _enqueue(queue, "alice")
-        assert json.loads((await alice.next()).data)["jobId"] == alices
-        assert json.loads((await bob.next()).data)["jobId"] == bobs
-        # Each next event is the owner's own: a later job of alice's, not bob's.
-        later = await _enqueue(queue, "alice")
-        assert json.loads((await alice.next()).data)["jobId"] == later
-
-
 async def test_ticket_opens_one_stream_only(
     live_server: StartServer, settings: Settings, queue: Queue
 ) -> None:

@@ -33,6 +33,11 @@ def unique_name(prefix: str = "ej_t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+def mysql_ident(name: str) -> str:
+    """`name` quoted for MariaDB SQL text run through PyMySQL (which %-formats even without parameters)."""
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
+
+
 def admin_engine(url: URL) -> Engine:
     return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
@@ -60,14 +65,14 @@ def throwaway_mysql_databases(*suffixes: str) -> Iterator[list[str]]:
     admin = admin_engine(MYSQL_ADMIN_URL)
     with admin.connect() as conn:
         for name in names:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+            conn.exec_driver_sql(f"CREATE DATABASE {mysql_ident(name)}")
     try:
         yield names
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")  # they may reference each other
             for name in names:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {mysql_ident(name)}")
         admin.dispose()
 
 

@@ -7,10 +7,12 @@
   shared by the whole run and never flushed: use a hash tag (queue name) of the test's own.
 - `throwaway_redis` (function): a factory, `throwaway_redis(appendonly=True, appendfsync="always")`,
   returning a started `RedisServer`; every server it made is killed after the test.
+- `black_hole` (function): a loopback port that accepts TCP connections and never answers.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -68,3 +70,12 @@ def throwaway_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Throwa
     finally:
         for server in servers:
             server.cleanup()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port that accepts TCP connections (the kernel's backlog) and never says a word."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield int(sock.getsockname()[1])

@@ -14,7 +14,9 @@ same code runs on Redis Cluster, where a queue lives on one shard.
     ej:{default}:ucounts:<user>       hash   the same, one user's
     ej:{default}:ujobs:<user>         zset   a user's jobs by creation time (ms)
     ej:{default}:events:<user>        stream a user's notifications; entry id = SSE id
-    ej:{default}:idem:<user>:<key>    string "<jobId>|<request fingerprint>", 24 h
+    ej:{default}:idem:<len>:<user>:<key>
+                                      string "<jobId>|<request fingerprint>", 24 h; <len> is the
+                                             user id's length in bytes (user ids may hold ":")
     ej:{default}:rate:<user>:<n>      string enqueues in a user's rate-limit window n
     ej:ticket:<ticket>                string the user id an SSE ticket opens a stream for
 """
@@ -71,7 +73,7 @@ class QueueKeys:
         return f"{self.prefix}events:{user_id}"
 
     def idempotency(self, user_id: str, key: str) -> str:
-        return f"{self.prefix}idem:{user_id}:{key}"
+        return f"{self.prefix}idem:{len(user_id.encode())}:{user_id}:{key}"
 
 
 def ticket_key(key_prefix: str, ticket: str) -> str:

@@ -27,7 +27,9 @@ for _, j in ipairs(jobs) do
   local delay, idem, fp = tonumber(j[5]), j[11], j[12]
   local existing = nil
   if idem ~= '' then
-    local ikey = P .. 'idem:' .. user .. ':' .. idem
+    -- The user's length first: user ids may hold ':' too, and ("a:b", key "c") must not
+    -- share ("a", key "b:c")'s key.
+    local ikey = P .. 'idem:' .. #user .. ':' .. user .. ':' .. idem
     local v = redis.call('GET', ikey)
     if v then
       local sep = string.find(v, '|', 1, true)
