@@ -183,3 +183,44 @@ async def test_long_poll(live_server: StartServer, queue: Queue) -> None:
         second = await _enqueue(queue)
         response = await asyncio.wait_for(waiting, 5)
         assert second in response.text
+
+
+def _kill_gateway_connections(client: redis.Redis, names: tuple[str, ...]) -> int:
+    """CLIENT KILL, by id, the gateway's connections of these names on this suite's database."""
+    db = str(client.connection_pool.connection_kwargs.get("db", 0))
+    ids = [c["id"] for c in client.client_list() if c.get("name") in names and c.get("db") == db]
+    return sum(int(client.client_kill_filter(_id=i)) for i in ids)
+
+
+async def test_reader_reconnects_after_its_connection_drops_and_nothing_is_lost(
+    live_server: StartServer, settings: Settings, queue: Queue, clean_redis: redis.Redis
+) -> None:
+    server = live_server(settings)
+    async with (
+        httpx.AsyncClient(base_url=server.url) as http,
+        open_stream(http, STREAM, headers=auth()) as events,
+    ):
+        first = await _enqueue(queue)
+        assert json.loads((await events.next()).data)["jobId"] == first  # the reader is reading
+        got = []
+        for _ in range(3):
+            # Its blocked XREAD fails; the event appended while it reconnects is read from its
+            # cursor once it is back (which the event's arrival shows).
+            assert _kill_gateway_connections(clean_redis, (READER_NAME,)) == 1
+            job = await _enqueue(queue)
+            got.append(await events.next())
+            assert json.loads(got[-1].data)["jobId"] == job
+        last = await _enqueue(queue)
+        assert json.loads((await events.next()).data)["jobId"] == last, "no event twice"
+        # The same client, cut and back with its Last-Event-ID while the gateway reconnects too.
+        resume_from = got[-1].id
+        missed = [last]
+    missed.append(await _enqueue(queue))
+    _kill_gateway_connections(clean_redis, (READER_NAME, POOL_NAME))
+    async with (
+        httpx.AsyncClient(base_url=server.url) as http,
+        open_stream(http, STREAM, headers={**auth(), "Last-Event-ID": resume_from}) as events,
+    ):
+        assert [json.loads(e.data)["jobId"] for e in await events.take(2)] == missed
+        live = await _enqueue(queue)
+        assert json.loads((await events.next()).data)["jobId"] == live

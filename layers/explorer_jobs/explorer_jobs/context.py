@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from explorer_jobs.errors import JobCancelled, LeaseLost
+
+log = logging.getLogger("explorer_jobs.worker")
 
 # How long a checkpoint trusts the last word from Redis about cancellation before asking again.
 CHECKPOINT_MAX_AGE = 0.25
@@ -21,6 +26,11 @@ class JobContext:
     `progress()` and `checkpoint()` raise `JobCancelled` once the job's cancellation was requested
     and `LeaseLost` once another worker may own the job; processors let both propagate.
     Threads (sync processors) use the `_sync` twins.
+
+    When Redis cannot be reached, a report is dropped and a check trusts the last answer: the job
+    goes on rather than failing an attempt over a dropped connection. Whether it still owns the
+    job is the lease's call (the worker's renewals set `lease_lost`), and its outcome waits for
+    Redis with the worker.
     """
 
     job_id: str
@@ -48,7 +58,11 @@ class JobContext:
         """Record progress (0-100) and a message; one Redis round trip, one `job_progress` event."""
         self._raise_if_stopped()
         pct = max(0, min(100, round(percent)))
-        self.cancel_requested = await self._report(pct, message) or self.cancel_requested
+        try:
+            self.cancel_requested = await self._report(pct, message) or self.cancel_requested
+        except RedisError as exc:
+            log.warning("job %s: progress not recorded (%s)", self.job_id, exc)
+            return
         self._checked_at = time.monotonic()
         self._raise_if_stopped()
 
@@ -56,7 +70,12 @@ class JobContext:
         """A safe place to stop: raises `JobCancelled` if the job's cancellation was requested."""
         self._raise_if_stopped()
         if time.monotonic() - self._checked_at >= CHECKPOINT_MAX_AGE:
-            self.cancel_requested = await self._read_cancel() or self.cancel_requested
+            try:
+                self.cancel_requested = await self._read_cancel() or self.cancel_requested
+            except RedisError as exc:
+                log.warning("job %s: cancellation not checked (%s)", self.job_id, exc)
+                self._checked_at = time.monotonic()  # not asked again before the usual age
+                return
             self._checked_at = time.monotonic()
         self._raise_if_stopped()
 

@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     # How often the scheduler ticks; each tick queues what fell due in the last two periods.
     SCHEDULER_TICK_SECONDS: float = Field(default=60.0, ge=5)
 
-    # The HTTP functions.
-    API_REDIS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # The HTTP functions. Each of their Redis calls (connecting included) is bounded by this and not
+    # retried once it timed out: a stalled Redis (CLIENT PAUSE, a long script) is a 503 after it.
+    API_REDIS_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
     HEALTH_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     ENQUEUE_RATE_LIMIT: int = Field(default=60, ge=0)  # enqueues per user per window; 0 turns it off
     ENQUEUE_RATE_WINDOW_SECONDS: int = Field(default=60, ge=1)

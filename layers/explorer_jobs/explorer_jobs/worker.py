@@ -163,6 +163,8 @@ class Worker:
             if want is not None and (want > 0 or self._settlements):
                 try:
                     got, next_due = await self._claim(max(0, want))
+                    if failures:
+                        log.info("redis reachable again after %d failed claims", failures)
                     failures = 0
                 except RedisError as exc:
                     failures += 1

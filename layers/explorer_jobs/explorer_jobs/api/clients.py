@@ -31,7 +31,7 @@ def get_queue(settings: Settings) -> Queue:
     entry = _queues.get(key)
     if entry is None:
         _forget_closed_loops()
-        redis = create_redis(settings=settings, socket_timeout=settings.API_REDIS_TIMEOUT_SECONDS)
+        redis = create_redis(settings=settings, timeout=settings.API_REDIS_TIMEOUT_SECONDS)
         entry = (loop, settings, Queue(redis, settings))
         _queues[key] = entry
     return entry[2]

@@ -7,13 +7,15 @@
 --          request fingerprint], all strings
 -- ARGV[6]  rate-limit window ('' for none: "<user>:<window index>")   ARGV[7] its allowance
 -- ARGV[8]  the window counter's lifetime (ms)
--- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created,
+-- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created (a replayed
+--          call gets its own jobs as they are now),
 --          0 = an earlier job with the same key and request, -1 = same key, other request (409);
 --          or a single {'', -2, '', ''} when the caller's rate-limit window is spent (429).
 local maxlen, retention, idem_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local jobs = cjson.decode(ARGV[5])
 -- The rate limit counts in the same call as the enqueue: one round trip per request, not two.
-if ARGV[6] ~= '' then
+-- A replayed call (below) was counted the first time.
+if ARGV[6] ~= '' and redis.call('EXISTS', P .. 'job:' .. jobs[1][1]) == 0 then
   local rkey = P .. 'rate:' .. ARGV[6]
   local n = redis.call('INCR', rkey)
   if n == 1 then redis.call('PEXPIRE', rkey, ARGV[8]) end
@@ -26,7 +28,14 @@ for _, j in ipairs(jobs) do
   local id, jtype, user, priority = j[1], j[2], j[3], j[4]
   local delay, idem, fp = tonumber(j[5]), j[11], j[12]
   local existing = nil
-  if idem ~= '' then
+  -- Job ids are new for each call (the caller's uuid4): one that exists already means this is the
+  -- same call again, replayed by the client because a dropped connection lost the first reply.
+  -- It answers as the first did and writes nothing twice.
+  local replayed = redis.call('HMGET', P .. 'job:' .. id, 'status', 'created_at')
+  if replayed[1] then
+    existing = id
+    out[#out + 1] = {id, 1, replayed[1], replayed[2]}
+  elseif idem ~= '' then
     -- The user's length first: user ids may hold ':' too, and ("a:b", key "c") must not
     -- share ("a", key "b:c")'s key.
     local ikey = P .. 'idem:' .. #user .. ':' .. user .. ':' .. idem

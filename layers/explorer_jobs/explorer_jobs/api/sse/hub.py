@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from explorer_jobs.api.sse.wire import ZERO_ID, Frame, StreamId, entry_id, event_frame
 from explorer_jobs.errors import Unavailable
@@ -122,8 +123,12 @@ class EventHub:
             timeout=10,
             decode_responses=True,
             client_name=POOL_NAME,
-            socket_connect_timeout=5,
+            socket_connect_timeout=settings.API_REDIS_TIMEOUT_SECONDS,
             socket_timeout=settings.API_REDIS_TIMEOUT_SECONDS,
+            # A pooled connection that dropped (Redis restarted, CLIENT KILL) is replaced at once,
+            # once; a timed-out call is not retried: the request answers 503 after the timeout.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(settings, reader=reader, redis=Redis(connection_pool=pool), unblock=True)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
+from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from explorer_jobs.api.sse.hub import EventHub, Subscriber
 from explorer_jobs.api.sse.wire import COMMENT, Frame, StreamId, opening_frame
+
+log = logging.getLogger("explorer_jobs.api.sse")
 
 # Headers that keep proxies (nginx, CDNs) from buffering or caching the stream.
 STREAM_HEADERS = {
@@ -89,9 +93,16 @@ class EventStreamResponse(Response):
 
         await write(opening_frame(self.retry_ms, self.last_id))
         if self.replay_after is not None:
-            async for page in self.hub.replay(self.sub.user_id, self.replay_after):
-                if chunk := self._fresh(page):
-                    await write(chunk)
+            try:
+                async for page in self.hub.replay(self.sub.user_id, self.replay_after):
+                    if chunk := self._fresh(page):
+                        await write(chunk)
+            except RedisError as exc:
+                # The status is sent already: no 503 now. The stream ends, and the client comes
+                # back after `retry:` with the Last-Event-ID of what it got; the replay resumes there.
+                log.warning("event replay failed (%s: %s); ending the stream", type(exc).__name__, exc)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
         now = time.monotonic()
         deadline, next_beat = now + self.lifetime, now + self.heartbeat
         while (now := time.monotonic()) < deadline:
