@@ -172,6 +172,8 @@ async def test_deleting_a_connection_cancels_its_trainings(
 ) -> None:
     cid = (await http.post("/api/connections", json=pg_target, headers=auth("alice"))).json()["id"]
     job_id = (await http.post(f"/api/connections/{cid}/train-schema", headers=auth("alice"))).json()["jobId"]
+    # The owner is cached in Redis now: it answers alice, not bob.
+    assert (await http.post(f"/api/connections/{cid}/train-schema", headers=auth("bob"))).status_code == 404
     assert (await http.delete(f"/api/connections/{cid}", headers=auth("bob"))).status_code == 404
     assert (await http.delete(f"/api/connections/{cid}", headers=auth("alice"))).status_code == 204
     job = (await http.get(f"/api/jobs/{job_id}", headers=auth("alice"))).json()

@@ -8,8 +8,11 @@ import httpx
 import pytest
 import redis
 
+from explorer_jobs.api.connection_lookup import OWNER_TTL_SECONDS, connection_lookup
+from explorer_jobs.errors import NotFound
 from explorer_jobs.keys import ticket_key
 from explorer_jobs.queue import Queue
+from explorer_jobs.settings import Settings
 
 from .conftest import api_settings
 from .support import auth, make_app
@@ -159,3 +162,55 @@ async def test_train_and_retry_share_one_rate_limit_allowance() -> None:
         assert (await client.post(f"/api/jobs/{job_id}/retry", headers=auth())).status_code == 202
         # Two enqueues counted (a train, a retry): the window is spent for both routes.
         assert (await client.post(TRAIN, headers=auth())).status_code == 429
+
+
+class CountingLookup:
+    """The connections store as the enqueue route sees it, counting the questions it is asked."""
+
+    def __init__(self, owned: set[tuple[str, str]]) -> None:
+        self.owned = owned
+        self.asked: list[tuple[str, str]] = []
+
+    async def __call__(self, user_id: str, connection_id: str) -> None:
+        self.asked.append((user_id, connection_id))
+        if (user_id, connection_id) not in self.owned:
+            raise NotFound("connection not found")
+
+
+@pytest.fixture
+async def counted(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, CountingLookup]]:
+    lookup = CountingLookup({("alice", "c1")})
+    app = make_app(settings)
+    app.dependency_overrides[connection_lookup] = lambda: lookup
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        yield client, lookup
+
+
+async def test_the_owner_is_asked_once_then_read_from_redis(
+    counted: tuple[httpx.AsyncClient, CountingLookup], queue: Queue, clean_redis: redis.Redis
+) -> None:
+    client, lookup = counted
+    for _ in range(3):
+        assert (await client.post(TRAIN, headers=auth())).status_code == 202
+    assert lookup.asked == [("alice", "c1")]
+    key = queue.keys.connection_owner("c1")
+    assert clean_redis.get(key) == "alice"
+    assert 0 < clean_redis.ttl(key) <= OWNER_TTL_SECONDS
+    # Someone else naming the connection is asked about, refused, and changes nothing.
+    assert (await client.post(TRAIN, headers=auth("bob"))).status_code == 404
+    assert lookup.asked[-1] == ("bob", "c1") and clean_redis.get(key) == "alice"
+    [counts] = await queue.counts("alice")
+    assert counts.counts["queued"] == 3 and await queue.counts("bob") == []
+
+
+async def test_a_store_miss_is_not_counted_twice_by_the_rate_limit(
+    counted: tuple[httpx.AsyncClient, CountingLookup],
+    settings: Settings,
+) -> None:
+    client, lookup = counted
+    settings.ENQUEUE_RATE_LIMIT = 1
+    # The first request is refused by the cached-owner check (nothing counted), asks the store,
+    # then queues (counted once): the allowance of one is spent only now.
+    assert (await client.post(TRAIN, headers=auth())).status_code == 202
+    assert (await client.post(TRAIN, headers=auth())).status_code == 429
+    assert lookup.asked == [("alice", "c1")]

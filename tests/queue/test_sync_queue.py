@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from explorer_jobs.enqueueing import EnqueueRequest, RateLimit
-from explorer_jobs.errors import IdempotencyConflict, InvalidInput, NotFound, RateLimited
+from explorer_jobs.enqueueing import EnqueueRequest, Precondition, RateLimit
+from explorer_jobs.errors import IdempotencyConflict, InvalidInput, NotFound, PreconditionFailed, RateLimited
 from explorer_jobs.models import JobStatus
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import RedisClient
@@ -71,3 +71,21 @@ async def test_refusals_change_nothing(sync_queue: SyncQueue, queue: Queue) -> N
     assert counts.counts["queued"] == 1
     with pytest.raises(NotFound):
         sync_queue.get("no-such-job")
+
+
+async def test_a_precondition_that_does_not_hold_queues_and_counts_nothing(
+    sync_queue: SyncQueue, queue: Queue
+) -> None:
+    must_own = Precondition("conn:c9", USER)
+    limit = RateLimit(USER, limit=1, window_seconds=60)
+    with pytest.raises(PreconditionFailed):
+        await queue.enqueue("test_echo", {"value": 1}, user_id=USER, rate_limit=limit, precondition=must_own)
+    await queue.redis.set(queue.keys.connection_owner("c9"), "someone-else")
+    with pytest.raises(PreconditionFailed):
+        sync_queue.enqueue("test_echo", {"value": 1}, user_id=USER, rate_limit=limit, precondition=must_own)
+    assert await queue.counts(USER) == []
+    await queue.redis.set(queue.keys.connection_owner("c9"), USER)
+    held = await queue.enqueue(
+        "test_echo", {"value": 1}, user_id=USER, rate_limit=limit, precondition=must_own
+    )
+    assert held.created  # the allowance of one was still whole: the refusals counted nothing

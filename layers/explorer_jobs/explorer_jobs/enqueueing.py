@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from explorer_jobs.errors import IdempotencyConflict, InvalidInput, RateLimited
+from explorer_jobs.errors import IdempotencyConflict, InvalidInput, PreconditionFailed, RateLimited
 from explorer_jobs.jobtypes import JobTypeSpec, get_job_type
 from explorer_jobs.models import Job, JobStatus
 from explorer_jobs.settings import Settings
@@ -67,6 +67,19 @@ class RateLimit:
         return RateLimited(
             f"too many jobs queued: at most {self.limit} every {self.window_seconds} s", retry_after
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """Queue only if the queue's key `<prefix><key_suffix>` holds `value`, checked in the enqueue
+    script itself. The HTTP function keeps "this connection is this user's" there, read from the
+    store on a miss, so an enqueue that passes costs one round trip and no store query."""
+
+    key_suffix: str
+    value: str
+
+    def args(self) -> list[str]:
+        return [self.key_suffix, self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +151,12 @@ def encode_request(req: EnqueueRequest) -> EncodedJob:
     return EncodedJob(req, spec, args, data, max_attempts)
 
 
-def enqueue_args(settings: Settings, jobs: list[EncodedJob], rate_limit: RateLimit | None) -> list[str]:
+def enqueue_args(
+    settings: Settings,
+    jobs: list[EncodedJob],
+    rate_limit: RateLimit | None,
+    precondition: Precondition | None = None,
+) -> list[str]:
     """ARGV[2:] of the enqueue script (the caller puts the key prefix first)."""
     return [
         str(settings.EVENTS_MAXLEN),
@@ -148,12 +166,17 @@ def enqueue_args(settings: Settings, jobs: list[EncodedJob], rate_limit: RateLim
         # than decoding one JSON string costs Redis.
         json.dumps([job.args for job in jobs], separators=(",", ":")),
         *(rate_limit.args() if rate_limit else ("", "0", "0")),
+        *(precondition.args() if precondition else ("", "")),
     ]
 
 
-def check_rate_limit(replies: list[Any], rate_limit: RateLimit | None) -> None:
-    """Raise RateLimited when the script refused the call for the caller's spent window."""
-    if rate_limit and replies and int(replies[0][1]) == -2:
+def check_refusal(replies: list[Any], rate_limit: RateLimit | None) -> None:
+    """Raise what the script refused the whole call for: PreconditionFailed, or RateLimited for
+    the caller's spent window."""
+    outcome = int(replies[0][1]) if replies else 0
+    if outcome == -3:
+        raise PreconditionFailed("the enqueue's precondition does not hold")
+    if outcome == -2 and rate_limit:
         raise rate_limit.refusal()
 
 

@@ -43,6 +43,10 @@ class Unauthenticated(ExplorerJobsError):
     """No credentials, or credentials that do not verify (a bad, expired or wrongly signed token)."""
 
 
+class PreconditionFailed(ExplorerJobsError):
+    """An enqueue's precondition key did not hold its value; nothing was queued or counted."""
+
+
 class RateLimited(ExplorerJobsError):
     """Too many requests in the current window; `retry_after` is the whole seconds until it ends."""
 

@@ -18,6 +18,8 @@ same code runs on Redis Cluster, where a queue lives on one shard.
                                       string "<jobId>|<request fingerprint>", 24 h; <len> is the
                                              user id's length in bytes (user ids may hold ":")
     ej:{default}:rate:<user>:<n>      string enqueues in a user's rate-limit window n
+    ej:{default}:conn:<connectionId>  string its owner's user id, cached from the store for the
+                                             enqueue script's precondition (10 min)
     ej:ticket:<ticket>                string the user id an SSE ticket opens a stream for
 """
 
@@ -71,6 +73,14 @@ class QueueKeys:
 
     def events(self, user_id: str) -> str:
         return f"{self.prefix}events:{user_id}"
+
+    @staticmethod
+    def connection_owner_suffix(connection_id: str) -> str:
+        """The owner key's name after the prefix: scripts build it from their own prefix."""
+        return f"conn:{connection_id}"
+
+    def connection_owner(self, connection_id: str) -> str:
+        return self.prefix + self.connection_owner_suffix(connection_id)
 
     def idempotency(self, user_id: str, key: str) -> str:
         return f"{self.prefix}idem:{len(user_id.encode())}:{user_id}:{key}"

@@ -20,8 +20,9 @@ from explorer_jobs.enqueueing import (
     BULK_CHUNK,
     EnqueueRequest,
     EnqueueResult,
+    Precondition,
     RateLimit,
-    check_rate_limit,
+    check_refusal,
     created_job,
     encode_request,
     enqueue_args,
@@ -158,26 +159,31 @@ class Queue:
         *,
         user_id: str,
         rate_limit: RateLimit | None = None,
+        precondition: Precondition | None = None,
         **options: Any,
     ) -> EnqueueResult:
         """Queue one job (one round trip). Raises IdempotencyConflict when the key was used for
         another request, InvalidInput for a bad payload or option, UnknownJobType, and
-        RateLimited when `rate_limit`'s window is spent."""
+        RateLimited when `rate_limit`'s window is spent, PreconditionFailed when `precondition`
+        does not hold."""
         request = EnqueueRequest(job_type, payload, user_id, **options)
-        return (await self.enqueue_many([request], rate_limit=rate_limit))[0]
+        return (await self.enqueue_many([request], rate_limit, precondition))[0]
 
     async def enqueue_many(
-        self, requests: Sequence[EnqueueRequest], rate_limit: RateLimit | None = None
+        self,
+        requests: Sequence[EnqueueRequest],
+        rate_limit: RateLimit | None = None,
+        precondition: Precondition | None = None,
     ) -> list[EnqueueResult]:
         """Queue many jobs, a script call per thousand; each job gets its own event.
-        A `rate_limit` counts one per script call."""
+        A `rate_limit` counts one per script call; a `precondition` is checked by each."""
         results: list[EnqueueResult] = []
         for start in range(0, len(requests), BULK_CHUNK):
             encoded = [encode_request(r) for r in requests[start : start + BULK_CHUNK]]
             replies = await self._run(
-                "enqueue", [self.keys.queued], enqueue_args(self.settings, encoded, rate_limit)
+                "enqueue", [self.keys.queued], enqueue_args(self.settings, encoded, rate_limit, precondition)
             )
-            check_rate_limit(replies, rate_limit)
+            check_refusal(replies, rate_limit)
             for job, reply in zip(encoded, replies, strict=True):
                 created = created_job(job, reply)
                 results.append(

@@ -23,8 +23,9 @@ from explorer_jobs.enqueueing import (
     BULK_CHUNK,
     EnqueueRequest,
     EnqueueResult,
+    Precondition,
     RateLimit,
-    check_rate_limit,
+    check_refusal,
     created_job,
     encode_request,
     enqueue_args,
@@ -78,22 +79,26 @@ class SyncQueue:
         *,
         user_id: str,
         rate_limit: RateLimit | None = None,
+        precondition: Precondition | None = None,
         **options: Any,
     ) -> EnqueueResult:
         """Queue one job (one round trip); raises what `Queue.enqueue` raises."""
         request = EnqueueRequest(job_type, payload, user_id, **options)
-        return self.enqueue_many([request], rate_limit=rate_limit)[0]
+        return self.enqueue_many([request], rate_limit, precondition)[0]
 
     def enqueue_many(
-        self, requests: Sequence[EnqueueRequest], rate_limit: RateLimit | None = None
+        self,
+        requests: Sequence[EnqueueRequest],
+        rate_limit: RateLimit | None = None,
+        precondition: Precondition | None = None,
     ) -> list[EnqueueResult]:
         """Queue many jobs, a script call per thousand; each job gets its own event."""
         results: list[EnqueueResult] = []
         for start in range(0, len(requests), BULK_CHUNK):
             encoded = [encode_request(r) for r in requests[start : start + BULK_CHUNK]]
-            args = [self.keys.prefix, *enqueue_args(self.settings, encoded, rate_limit)]
+            args = [self.keys.prefix, *enqueue_args(self.settings, encoded, rate_limit, precondition)]
             replies = self._enqueue(keys=[self.keys.queued], args=args)
-            check_rate_limit(replies, rate_limit)
+            check_refusal(replies, rate_limit)
             for job, reply in zip(encoded, replies, strict=True):
                 created = created_job(job, reply)
                 results.append(

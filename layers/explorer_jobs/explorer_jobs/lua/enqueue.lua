@@ -7,12 +7,21 @@
 --          request fingerprint], all strings
 -- ARGV[6]  rate-limit window ('' for none: "<user>:<window index>")   ARGV[7] its allowance
 -- ARGV[8]  the window counter's lifetime (ms)
+-- ARGV[9]  precondition key suffix ('' for none; the key is <prefix><suffix>)
+-- ARGV[10] the value that key must hold
 -- Returns  one {jobId, outcome, status, created_at_ms} per job; outcome 1 = created (a replayed
 --          call gets its own jobs as they are now),
 --          0 = an earlier job with the same key and request, -1 = same key, other request (409);
---          or a single {'', -2, '', ''} when the caller's rate-limit window is spent (429).
+--          or a single {'', -2, '', ''} when the caller's rate-limit window is spent (429),
+--          or a single {'', -3, '', ''} when the precondition key does not hold its value
+--          (checked first: a refused call counts nothing).
 local maxlen, retention, idem_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local jobs = cjson.decode(ARGV[5])
+-- A precondition (e.g. "the connection is this user's", cached from the store) is checked in the
+-- same call, so a request that passes it needs no other round trip.
+if ARGV[9] and ARGV[9] ~= '' and redis.call('GET', P .. ARGV[9]) ~= ARGV[10] then
+  return {{'', -3, '', ''}}
+end
 -- The rate limit counts in the same call as the enqueue: one round trip per request, not two.
 -- A replayed call (below) was counted the first time.
 if ARGV[6] ~= '' and redis.call('EXISTS', P .. 'job:' .. jobs[1][1]) == 0 then

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from explorer_jobs.api.connection_lookup import forget_owner
 from explorer_jobs.api.deps import QueueDep, UserDep
 from explorer_jobs.api.openapi import CONNECTION_LINKS, error_responses, links
 from explorer_jobs.connections import service
@@ -63,8 +64,11 @@ async def get_connection(connection_id: ConnectionId, user: UserDep) -> Connecti
 async def delete_connection(connection_id: ConnectionId, user: UserDep, queue: QueueDep) -> Response:
     """Delete a connection: its queued and running trainings are cancelled, its cache dropped."""
     await run_in_threadpool(service.get_connection, user.id, connection_id)  # 404 before touching jobs
+    await forget_owner(queue, connection_id)  # no new training from here on...
     await queue.cancel_matching(user.id, SCHEMA_TRAINING, "connectionId", connection_id)
     await run_in_threadpool(service.delete_connection, user.id, connection_id)
+    # ...and none cached by a request that read the row between the first forget and the delete.
+    await forget_owner(queue, connection_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response, status
 
-from explorer_jobs.api.connection_lookup import ConnectionLookupDep
+from explorer_jobs.api.connection_lookup import ConnectionLookupDep, owned_by, remember_owner
 from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
 from explorer_jobs.api.openapi import JOB_ACCEPTED, JOB_LINKS, TICKET_LINKS, error_responses, links
 from explorer_jobs.api.ratelimit import check_enqueue_rate, enqueue_allowance
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
+from explorer_jobs.enqueueing import EnqueueResult, Precondition
+from explorer_jobs.errors import PreconditionFailed
 from explorer_jobs.models import Job
 from explorer_jobs.observability import count_enqueued, current_job_id
 
@@ -65,16 +67,27 @@ async def train_schema(
 ) -> JobAccepted:
     """Queue a schema training of one of the caller's connections."""
     body = body or TrainSchemaRequest()
-    await lookup(user.id, connection_id)
-    queued = await queue.enqueue(
-        SCHEMA_TRAINING,
-        _training_payload(connection_id, body),
-        user_id=user.id,
-        priority=body.priority,
-        idempotency_key=idempotency_key,
-        # Counted by the enqueue script itself: one round trip per request.
-        rate_limit=enqueue_allowance(settings, user.id),
-    )
+
+    async def enqueue(precondition: Precondition | None) -> EnqueueResult:
+        return await queue.enqueue(
+            SCHEMA_TRAINING,
+            _training_payload(connection_id, body),
+            user_id=user.id,
+            priority=body.priority,
+            idempotency_key=idempotency_key,
+            # Counted by the enqueue script itself: one round trip per request.
+            rate_limit=enqueue_allowance(settings, user.id),
+            precondition=precondition,
+        )
+
+    try:
+        # Ownership as cached in Redis, checked by the enqueue script: one round trip.
+        queued = await enqueue(owned_by(queue, user.id, connection_id))
+    except PreconditionFailed:
+        # Not cached (or cached as someone else's): the store decides, 404 when not the caller's.
+        await lookup(user.id, connection_id)
+        await remember_owner(queue, user.id, connection_id)
+        queued = await enqueue(None)
     job = queued.job
     current_job_id.set(job.job_id)  # this request's log lines carry the job id from here on
     if queued.created:
