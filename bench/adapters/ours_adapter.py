@@ -64,7 +64,7 @@ def worker_cmd(conc):
 def lib_done(r, n):
     # Every job reached a terminal state: nothing waiting or leased, n completed.
     prefix = "ej:{default}:"
-    if r.zcard(prefix + "queued") or r.zcard(prefix + "delayed") or r.zcard(prefix + "active"):
+    if any(r.zcard(prefix + s) for s in ("queued", "suspect", "delayed", "active")):
         return False
     done = r.hget(prefix + "counts", "bench_noop|completed")
     return done is not None and int(done) >= n

@@ -2,7 +2,9 @@
 is deleted after it): random enqueues, claims, settlements (complete, retryable and permanent
 failure, cancelled at a checkpoint, released), cancels, lease expiries, retries and progress with
 live and stale tokens, checked after every step against a model: each job in exactly one live set
-matching its status, attempts as the model counts them (never decreasing), the counts hashes equal
+matching its status (a queued job that ever stalled in `suspect`), each claim the most urgent jobs
+with at most one suspect, none for a worker holding one, the suspects' wake baton there exactly while
+suspects wait, attempts (never decreasing) and stalls as the model counts them, the counts hashes equal
 to the tallies, and each job's events exactly the transitions that succeeded (nothing for a
 refused change).
 
@@ -40,6 +42,7 @@ MAX_STALLS = 2
 LONG_MS = 3_600_000  # delays and leases that cannot run out during an example
 FINISHED = {"completed", "failed", "cancelled"}
 SET_OF = {"queued": "queued", "delayed": "delayed", "active": "active"} | {s: "finished" for s in FINISHED}
+SETS = ("queued", "suspect", "delayed", "active", "finished")
 
 
 @dataclass
@@ -52,7 +55,13 @@ class ModelJob:
     stalls: int = 0
     cancel: bool = False
     claim: ClaimedJob | None = None  # the live lease, when active
+    worker: str = ""  # who holds that lease
     events: list[str] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        """The set it must be in: a queued job whose lease ever ran out waits in `suspect`."""
+        return "suspect" if self.status == "queued" and self.stalls else SET_OF[self.status]
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -97,7 +106,7 @@ class QueueMachine(RuleBasedStateMachine):
         m = self.jobs[job_id]
         if m.claim is not None:
             self.stale.append((job_id, m.claim.token))
-            m.claim = None
+            m.claim, m.worker = None, ""
 
     def finish(self, job_id: str, status: str, event: str) -> None:
         self.lose_lease(job_id)
@@ -111,14 +120,26 @@ class QueueMachine(RuleBasedStateMachine):
         else:
             self.finish(job_id, "queued", event)
 
+    def holds_suspect(self, worker: str) -> bool:
+        return any(m.claim is not None and m.claim.suspect and m.worker == worker for m in self.jobs.values())
+
     def take(self, worker: str, n: int, lease_ms: int) -> list[ClaimedJob]:
-        """Claim and check the claim took the most urgent queued jobs, FIFO within a priority."""
-        queued = sorted(self.with_status("queued"), key=lambda j: (self.jobs[j].priority, self.jobs[j].seq))
-        result = self.run(self.queue.claim(worker, n, lease_ms=lease_ms))
-        assert [c.job_id for c in result.jobs] == queued[:n]
+        """Claim and check the claim took the most urgent queued jobs, FIFO within a priority, with
+        the most urgent suspect among them in its place when the worker holds no suspect."""
+
+        def urgency(job_id: str) -> tuple[int, int]:
+            return self.jobs[job_id].priority, self.jobs[job_id].seq
+
+        fresh = [j for j, m in self.jobs.items() if m.where == "queued"]
+        suspects = sorted((j for j, m in self.jobs.items() if m.where == "suspect"), key=urgency)
+        holds = self.holds_suspect(worker)
+        expected = sorted(fresh + ([] if holds else suspects[:1]), key=urgency)[:n]
+        result = self.run(self.queue.claim(worker, n, lease_ms=lease_ms, holds_suspect=holds))
+        assert [c.job_id for c in result.jobs] == expected
         for c in result.jobs:
             m = self.jobs[c.job_id]
-            m.status, m.attempts, m.claim = "active", m.attempts + 1, c
+            assert c.suspect == (m.where == "suspect") and c.stalls == (m.stalls if c.suspect else 0)
+            m.status, m.attempts, m.claim, m.worker = "active", m.attempts + 1, c, worker
             assert c.attempt == m.attempts and c.max_attempts == m.max_attempts
             m.events.append("job_started")
         return list(result.jobs)
@@ -131,7 +152,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def pick_in(self, n: int, which: str) -> str:
         """A job in the `which` set if there is one (so every kind of job is drawn often), else any."""
-        ids = [j for j, m in self.jobs.items() if SET_OF[m.status] == which] or list(self.jobs)
+        ids = [j for j, m in self.jobs.items() if m.where == which] or list(self.jobs)
         return ids[n % len(ids)]
 
     # -- rules ------------------------------------------------------------------------------------
@@ -196,7 +217,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert result.accepted == [False]
 
     @precondition(lambda self: self.jobs)
-    @rule(n=st.integers(0, 1000), which=st.sampled_from(["queued", "delayed", "active", "finished"]))
+    @rule(n=st.integers(0, 1000), which=st.sampled_from(SETS))
     def cancel(self, n: int, which: str) -> None:
         job_id = self.pick_in(n, which)
         m = self.jobs[job_id]
@@ -228,7 +249,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.back_to_queue(claimed.job_id, "job_retrying")
 
     @precondition(lambda self: self.jobs)
-    @rule(n=st.integers(0, 1000), which=st.sampled_from(["queued", "active", "finished"]))
+    @rule(n=st.integers(0, 1000), which=st.sampled_from(["queued", "suspect", "active", "finished"]))
     def retry(self, n: int, which: str) -> None:
         job_id = self.pick_in(n, which)
         m = self.jobs[job_id]
@@ -264,21 +285,34 @@ class QueueMachine(RuleBasedStateMachine):
         async def read() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             for job_id in self.jobs:
-                pipe.hmget(self.queue.keys.job(job_id), ["status", "attempts"])
-                for name in ("queued", "delayed", "active", "finished"):
+                pipe.hmget(self.queue.keys.job(job_id), ["status", "attempts", "stalls"])
+                for name in SETS:
                     pipe.zscore(getattr(self.queue.keys, name), job_id)
             return list(await pipe.execute())
 
         replies = self.run(read())
+        width = 1 + len(SETS)
         for i, (job_id, m) in enumerate(self.jobs.items()):
-            (status, attempts), *scores = replies[5 * i : 5 * i + 5]
+            (status, attempts, stalls), *scores = replies[width * i : width * (i + 1)]
             assert status == m.status, (job_id, status, m)
-            inside = [
-                n for n, s in zip(("queued", "delayed", "active", "finished"), scores, strict=True) if s
-            ]
-            assert inside == [SET_OF[m.status]], (job_id, m.status, inside)
+            inside = [n for n, s in zip(SETS, scores, strict=True) if s]
+            assert inside == [m.where], (job_id, m.status, m.stalls, inside)
             assert int(attempts or 0) == m.attempts >= self.last_attempts.get(job_id, 0)
+            assert int(stalls or 0) == m.stalls, (job_id, stalls, m.stalls)
             self.last_attempts[job_id] = m.attempts
+
+    @invariant()
+    def a_worker_holds_at_most_one_suspect(self) -> None:
+        held = [m.worker for m in self.jobs.values() if m.claim is not None and m.claim.suspect]
+        assert len(held) == len(set(held)), held
+
+    @invariant()
+    def waiting_suspects_keep_their_own_wake_baton(self) -> None:
+        # Every step that moves a job into or out of `suspect` hands the batons on (pass_wake), and
+        # nothing in the model pops them: a marker exactly while suspects wait.
+        waiting = self.run(self.client.zcard(self.queue.keys.suspect))
+        assert waiting == sum(m.where == "suspect" for m in self.jobs.values())
+        assert self.run(self.client.llen(self.queue.keys.suspect_wake)) == (1 if waiting else 0)
 
     @invariant()
     def counts_equal_the_tallies(self) -> None:

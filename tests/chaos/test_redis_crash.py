@@ -92,6 +92,7 @@ async def test_enqueues_that_returned_survive_redis_kill_9_and_no_job_stays_acti
             await await_stream(queue, USER, "$", timeout=0.5)
         assert await client.zcard(queue.keys.active) == 0
         assert await client.zcard(queue.keys.queued) == 0
+        assert await client.zcard(queue.keys.suspect) == 0
         statuses = {(await queue.get(j)).status for j in acked}
         assert statuses == {JobStatus.COMPLETED}, statuses
         total = await client.zcard(queue.keys.user_jobs(USER))

@@ -247,6 +247,108 @@ async def test_release_puts_the_job_back_at_once(queue: Queue) -> None:
     assert second.job_id != again.job_id
 
 
+async def make_suspects(queue: Queue, n: int, **options: object) -> list[str]:
+    """Enqueue `n` jobs, claim them for a "worker" that dies: their leases run out, they stall."""
+    ids = [(await enqueue(queue, f"suspect {i}", **options)).job_id for i in range(n)]
+    claimed = (await queue.claim("doomed", n, lease_ms=1, holds_suspect=True)).jobs
+    assert [c.job_id for c in claimed] == ids
+    await asyncio.sleep(0.01)  # the leases must run out (time is the subject)
+    assert (await queue.maintain())[1] == n
+    return ids
+
+
+async def in_sets(queue: Queue, job_id: str) -> list[str]:
+    names = ("queued", "suspect", "delayed", "active", "finished")
+    scores = [await queue.redis.zscore(getattr(queue.keys, name), job_id) for name in names]
+    return [name for name, score in zip(names, scores, strict=True) if score is not None]
+
+
+async def test_a_job_whose_lease_ran_out_waits_as_a_suspect_in_its_place(queue: Queue) -> None:
+    [sid] = await make_suspects(queue, 1)
+    assert await in_sets(queue, sid) == ["suspect"]
+    priority, seq, stalls = await queue.redis.hmget(queue.keys.job(sid), ["priority", "seq", "stalls"])
+    assert await queue.redis.zscore(queue.keys.suspect, sid) == int(priority) * 10**14 + int(seq)
+    assert stalls == "1"
+    job = await queue.get(sid)
+    assert job.status is JobStatus.QUEUED, "the API knows no suspects: it is queued"
+    [counts] = await queue.counts(USER)
+    assert counts.counts["queued"] == 1 and counts.counts["active"] == 0
+    assert types_of(await read_events(queue, USER), sid) == ["job_queued", "job_started", "job_retrying"]
+    # Its own wake baton, which a worker holding a suspect does not wait on.
+    assert await queue.redis.llen(queue.keys.wake) == 0
+    assert await queue.redis.llen(queue.keys.suspect_wake) == 1
+    assert await queue.wait_for_work(0.05, suspects=False) is False  # the bounded wait is the subject
+    assert await queue.wait_for_work(5) is True
+
+
+async def test_a_worker_holding_a_suspect_gets_no_other_one_holding_none_gets_one(queue: Queue) -> None:
+    s1, s2 = await make_suspects(queue, 2)
+    fresh = [(await enqueue(queue, i)).job_id for i in range(2)]
+    holder = (await queue.claim("holder", 10, holds_suspect=True)).jobs
+    assert [(c.job_id, c.suspect) for c in holder] == [(fresh[0], False), (fresh[1], False)]
+    [first] = (await queue.claim("free", 10)).jobs
+    assert (first.job_id, first.suspect, first.stalls, first.attempt) == (s1, True, 1, 2)
+    assert (await queue.claim("free", 10, holds_suspect=True)).jobs == []
+    [second] = (await queue.claim("other", 10)).jobs
+    assert second.job_id == s2 and second.suspect
+    assert await queue.redis.zcard(queue.keys.suspect) == 0
+    assert await queue.redis.llen(queue.keys.suspect_wake) == 0
+
+
+async def test_suspects_and_queued_jobs_are_claimed_by_priority_then_fifo(queue: Queue) -> None:
+    [s5] = await make_suspects(queue, 1)  # priority 5, the type's default
+    [s9] = await make_suspects(queue, 1, priority=9)
+    urgent = (await enqueue(queue, "urgent", priority=1)).job_id
+    later = (await enqueue(queue, "later")).job_id  # priority 5, after s5
+    low = (await enqueue(queue, "low", priority=9)).job_id  # after s9
+    [c] = (await queue.claim("w1", 1)).jobs
+    assert c.job_id == urgent, "a suspect does not jump ahead of more urgent work"
+    claimed = (await queue.claim("w2", 5)).jobs
+    assert [(c.job_id, c.suspect) for c in claimed] == [(s5, True), (later, False), (low, False)], (
+        "one suspect a claim, in its place"
+    )
+    [c] = (await queue.claim("w3", 5)).jobs
+    assert (c.job_id, c.suspect) == (s9, True)
+
+
+async def test_cancel_a_suspect(queue: Queue) -> None:
+    [sid] = await make_suspects(queue, 1)
+    assert (await queue.cancel(sid, user_id=USER)).status is JobStatus.CANCELLED
+    assert await in_sets(queue, sid) == ["finished"]
+    assert await queue.redis.llen(queue.keys.suspect_wake) == 0
+    [counts] = await queue.counts(USER)
+    assert counts.counts["queued"] == 0 and counts.counts["cancelled"] == 1
+    assert (await queue.claim("w", 5)).jobs == []
+    assert types_of(await read_events(queue, USER), sid)[-1] == "job_cancelled"
+
+
+async def test_a_suspect_stays_one_until_it_finishes_and_a_manual_retry_clears_it(queue: Queue) -> None:
+    [sid] = await make_suspects(queue, 1, max_attempts=10)
+    fresh = (await enqueue(queue, "fresh")).job_id
+    claimed = (await queue.claim("w", 2)).jobs
+    assert [(c.job_id, c.suspect) for c in claimed] == [(sid, True), (fresh, False)]
+    # A stopping worker releases both: neither becomes more or less suspect than it was.
+    await queue.claim("w", 0, [Settlement(c, "r") for c in claimed])
+    assert (await in_sets(queue, sid), await in_sets(queue, fresh)) == (["suspect"], ["queued"])
+    # A retryable failure: back from `delayed` as a suspect.
+    [c] = (await queue.claim("w", 1, holds_suspect=True)).jobs
+    assert c.job_id == fresh
+    [c] = (await queue.claim("w2", 1)).jobs
+    assert c.job_id == sid
+    await queue.claim("w2", 0, [Settlement(c, "f", "boom", "20")])
+    await asyncio.sleep(0.03)  # the 20 ms backoff is the subject
+    assert (await queue.maintain())[0] == 1
+    assert await in_sets(queue, sid) == ["suspect"]
+    # Failed for good, then retried by its owner: a fresh start, not a suspect.
+    [c] = (await queue.claim("w2", 1)).jobs
+    assert c.suspect and c.attempt == 4
+    await queue.claim("w2", 0, [Settlement(c, "f", "bad options", "-1")])
+    await queue.retry(sid, user_id=USER)
+    assert await in_sets(queue, sid) == ["queued"]
+    [c] = (await queue.claim("w3", 1, holds_suspect=True)).jobs
+    assert c.job_id == sid and not c.suspect
+
+
 async def test_owner_stream_holds_each_jobs_events_in_order(queue: Queue) -> None:
     jobs = [await enqueue(queue, i) for i in range(5)]
     claimed = (await queue.claim("w", 5)).jobs

@@ -11,7 +11,7 @@ import pytest
 
 from explorer_jobs.models import JobStatus
 from explorer_jobs.processors import PROCESSORS
-from explorer_jobs.queue import EnqueueRequest, Queue
+from explorer_jobs.queue import EnqueueRequest, Queue, Settlement
 from explorer_jobs.redis_client import RedisClient, create_redis
 from explorer_jobs.settings import Settings
 from explorer_jobs.worker import Worker, backoff_delay
@@ -205,6 +205,46 @@ async def test_a_failing_archive_keeps_the_jobs_in_redis(redis: RedisClient) -> 
     _, _, expired = await queue.maintain()
     assert await worker._archive(expired) == 0
     assert (await queue.get(job.job_id)).status is JobStatus.CANCELLED
+
+
+async def test_a_worker_runs_one_suspect_at_a_time_beside_fresh_jobs(
+    queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = {"steps": 1, "step_seconds": 0.1}
+    reqs = [EnqueueRequest("test_echo", slow | {"value": i}, USER) for i in range(4)]
+    s0, s1, f0, f1 = [r.job.job_id for r in await queue.enqueue_many(reqs)]
+    # The first two were claimed by a worker that died: their leases ran out, they are suspects.
+    await queue.claim("doomed", 2, lease_ms=1)
+    await asyncio.sleep(0.01)  # the leases must run out (time is the subject)
+    assert (await queue.maintain())[1] == 2
+    caplog.set_level(logging.INFO, "explorer_jobs.worker")
+    async with running(make_worker(queue, concurrency=3)):
+        events = await wait_for_events(
+            queue, USER, lambda ev: sum(e["type"] == "job_completed" for e in ev) == 4
+        )
+    at = {(e["type"], e["jobId"]): i for i, e in enumerate(events)}  # the last of each
+    assert at["job_started", s1] > at["job_completed", s0], "never two suspects at once"
+    assert max(at["job_started", f0], at["job_started", f1]) < at["job_completed", s0], (
+        "fresh jobs run beside a suspect"
+    )
+    assert caplog.text.count("is a suspect (leases run out: 1)") == 2
+
+
+async def test_a_worker_done_with_its_suspect_wakes_for_the_next_one(queue: Queue) -> None:
+    slow = {"steps": 1, "step_seconds": 0.3}
+    reqs = [EnqueueRequest("test_echo", slow | {"value": i}, USER) for i in range(2)]
+    theirs, ours = [r.job.job_id for r in await queue.enqueue_many(reqs)]
+    await queue.claim("doomed", 2, lease_ms=1)
+    await asyncio.sleep(0.01)  # the leases must run out (time is the subject)
+    assert (await queue.maintain())[1] == 2
+    [other] = (await queue.claim("other", 1, lease_ms=60_000)).jobs
+    assert other.job_id == theirs and other.suspect
+    async with running(make_worker(queue, concurrency=2)):
+        # Holding a suspect, it long-polls only for fresh work; done with it, for suspects too.
+        await wait_for_events(queue, USER, has_event(ours, "job_completed"))
+        await queue.claim("other", 0, [Settlement(other, "r")])  # a stopping worker hands it back
+        # Well within its idle wait (5 s) and its next lease deadline (5 s): woken by the baton.
+        await wait_for_events(queue, USER, has_event(theirs, "job_completed"), timeout=2.0)
 
 
 async def test_short_jobs_are_claimed_ahead_in_batches_and_released_on_stop(queue: Queue) -> None:

@@ -5,11 +5,14 @@ same code runs on Redis Cluster, where a queue lives on one shard.
 
     ej:{default}:job:<jobId>          hash   the whole job
     ej:{default}:queued               zset   score priority*1e14+seq (most urgent first, FIFO within)
+    ej:{default}:suspect              zset   queued jobs whose lease once ran out (stalls > 0), same
+                                             score; a worker holds at most one of them at a time
     ej:{default}:delayed              zset   score due time (ms)
     ej:{default}:active               zset   score lease deadline (ms)
     ej:{default}:finished             zset   score finish time (ms); swept after the retention
     ej:{default}:seq                  string enqueue sequence (FIFO order)
     ej:{default}:wake                 list   markers that wake a long-polling worker
+    ej:{default}:suspect_wake         list   the same while suspects wait (for workers holding none)
     ej:{default}:counts               hash   "<jobType>|<status>" -> jobs, every user
     ej:{default}:ucounts:<user>       hash   the same, one user's
     ej:{default}:ujobs:<user>         zset   a user's jobs by creation time (ms)
@@ -46,6 +49,10 @@ class QueueKeys:
         return f"{self.prefix}queued"
 
     @property
+    def suspect(self) -> str:
+        return f"{self.prefix}suspect"
+
+    @property
     def delayed(self) -> str:
         return f"{self.prefix}delayed"
 
@@ -60,6 +67,10 @@ class QueueKeys:
     @property
     def wake(self) -> str:
         return f"{self.prefix}wake"
+
+    @property
+    def suspect_wake(self) -> str:
+        return f"{self.prefix}suspect_wake"
 
     @property
     def counts(self) -> str:

@@ -60,6 +60,13 @@ class ClaimedJob:
     backoff: float
     backoff_max: float
     token: str
+    # Its stalls so far when it was claimed as a suspect (a job whose lease once ran out: it may
+    # be what killed a worker), else 0. A worker holds at most one suspect at a time.
+    stalls: int = 0
+
+    @property
+    def suspect(self) -> bool:
+        return self.stalls > 0
 
     @classmethod
     def from_reply(cls, c: Sequence[Any]) -> ClaimedJob:
@@ -75,6 +82,7 @@ class ClaimedJob:
             float(backoff),
             float(backoff_max),
             c[7],
+            int(c[8]),
         )
 
 
@@ -297,8 +305,13 @@ class Queue:
         max_jobs: int,
         settlements: Sequence[Settlement] = (),
         lease_ms: int | None = None,
+        *,
+        holds_suspect: bool = False,
     ) -> ClaimResult:
-        """Settle finished jobs and claim up to `max_jobs` due ones, in one script call."""
+        """Settle finished jobs and claim up to `max_jobs` due ones, in one script call.
+
+        `holds_suspect`: the worker still holds a suspect (`ClaimedJob.suspect`) that these
+        settlements do not settle; it then gets none, else at most one, in its place by priority."""
         lease = lease_ms if lease_ms is not None else int(self.settings.LEASE_SECONDS * 1000)
         args: list[str] = [
             self._maxlen,
@@ -307,6 +320,7 @@ class Queue:
             str(max_jobs),
             str(self.settings.MAX_STALLS),
             json.dumps([s.as_args() for s in settlements], separators=(",", ":")),
+            "1" if holds_suspect else "0",
         ]
         accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
         jobs = [ClaimedJob.from_reply(c) for c in claimed]
@@ -370,12 +384,14 @@ class Queue:
             )
         )
 
-    async def wait_for_work(self, timeout: float) -> bool:
-        """Block (long-poll) until a producer signals work or `timeout` seconds pass."""
+    async def wait_for_work(self, timeout: float, *, suspects: bool = True) -> bool:
+        """Block (long-poll) until a producer signals work or `timeout` seconds pass. `suspects`:
+        waiting suspects wake it too (pass False while the worker holds one: it may not take them)."""
         # BLPOP takes whole or fractional seconds; 0 would block forever.
         if not self._ready:
             await self._ensure_ready()
-        return await self.redis.blpop([self.keys.wake], timeout=max(0.01, timeout)) is not None  # type: ignore[misc]
+        keys = [self.keys.wake, self.keys.suspect_wake] if suspects else [self.keys.wake]
+        return await self.redis.blpop(keys, timeout=max(0.01, timeout)) is not None  # type: ignore[misc]
 
     async def ping(self) -> bool:
         if not self._ready:

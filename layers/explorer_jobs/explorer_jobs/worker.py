@@ -104,6 +104,10 @@ class Worker:
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.running: dict[str, Running] = {}
         self.buffered: collections.deque[ClaimedJob] = collections.deque()
+        # The suspect this worker claimed last (see `_holds_suspect`): it holds at most one, so a
+        # job that kills its worker process takes no other suspect down with it.
+        self._suspect: ClaimedJob | None = None
+        self._poller_suspects = True  # whether the long-poll wakes for waiting suspects too
         self.completed = 0
         self._mean_duration = 1.0  # seconds, a moving average; starts "slow": no prefetch
         self._settlements: list[Settlement] = []
@@ -179,16 +183,32 @@ class Worker:
     async def _claim(self, want: int) -> tuple[int, int]:
         settlements, self._settlements = self._settlements, []
         try:
-            result = await self.queue.claim(self.worker_id, want, settlements, self.lease_ms)
+            result = await self.queue.claim(
+                self.worker_id, want, settlements, self.lease_ms, holds_suspect=self._holds_suspect()
+            )
         except BaseException:
             self._settlements[:0] = settlements  # nothing was written: hand them over next time
             raise
         for s, ok in zip(settlements, result.accepted, strict=True):
             if not ok:
                 log.warning("job %s: outcome refused, this worker no longer owns it", s.job_id)
+        for job in result.jobs:
+            if job.suspect:
+                self._suspect = job
         self.buffered.extend(result.jobs)
         self._fill_slots()
         return len(result.jobs), result.next_due_ms
+
+    def _holds_suspect(self) -> bool:
+        """Whether the suspect it claimed is still its own: running, or claimed ahead and not
+        started. Once it finished, its outcome goes with the next claim, which settles it first."""
+        s = self._suspect
+        if s is None:
+            return False
+        running = self.running.get(s.job_id)
+        if (running is None or running.job is not s) and all(j is not s for j in self.buffered):
+            self._suspect = None
+        return self._suspect is not None
 
     def _fill_slots(self) -> None:
         while self.buffered and len(self.running) < self.concurrency:
@@ -201,10 +221,20 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
     def _start_poller(self, next_due_ms: int) -> None:
+        suspects = not self._holds_suspect()
         if self._poller is not None and not self._poller.done():
-            return
+            if self._poller_suspects == suspects:
+                return
+            # It waits on the wrong batons: for suspects it may not take now, or not for those it
+            # may. Dropping a blocked BLPOP closes its connection; a marker it popped as it closed
+            # is put back by the next claim or maintenance call.
+            self._poller.remove_done_callback(self._poller_done)
+            self._poller.cancel()
         wait = MAX_IDLE_WAIT if next_due_ms < 0 else min(MAX_IDLE_WAIT, next_due_ms / 1000 + 0.001)
-        self._poller = asyncio.create_task(self.queue.wait_for_work(wait), name="long-poll")
+        self._poller_suspects = suspects
+        self._poller = asyncio.create_task(
+            self.queue.wait_for_work(wait, suspects=suspects), name="long-poll"
+        )
         self._poller.add_done_callback(self._poller_done)
 
     def _poller_done(self, task: asyncio.Task[bool]) -> None:
@@ -258,6 +288,14 @@ class Worker:
     # ------------------------------------------------------------------ one job
 
     def _start(self, job: ClaimedJob) -> None:
+        if job.suspect:
+            # Logged before it runs: if it is what kills workers, this is the last line.
+            log.warning(
+                "job %s (%s) is a suspect (leases run out: %d): running it as this worker's only suspect",
+                job.job_id,
+                job.job_type,
+                job.stalls,
+            )
         ctx = JobContext(
             job_id=job.job_id,
             job_type=job.job_type,

@@ -1,5 +1,7 @@
 -- claim: settle the jobs a worker finished, promote due delayed jobs, recover stalled leases, then
--- claim up to N queued jobs for the worker, each with a fresh token and a job_started event.
+-- claim up to N queued jobs for the worker, each with a fresh token and a job_started event. A
+-- worker holding no suspect may get one suspect among them (in score order); one holding a
+-- suspect gets none.
 -- KEYS[1]  <prefix>queued
 -- ARGV[1]  prefix          ARGV[2] events maxlen   ARGV[3] worker id   ARGV[4] lease (ms)
 -- ARGV[5]  max jobs to claim                      ARGV[6] max stalls before a job fails
@@ -11,12 +13,16 @@
 --          'f' failed    (a = error text, b = retry delay ms, or -1 when not retryable)
 --          'x' cancelled at a checkpoint (a = message)
 --          'r' released by a stopping worker
+-- ARGV[8]  '1' when the worker holds a suspect it does not settle in this call (running, or
+--          claimed ahead and not started), else '0'
 -- Returns  {settled, claimed, next_due_ms}: settled[i] = 1 when settlement i was accepted, 0 when
 --          the token no longer owns the job; claimed = {id, type, user, data, attempts,
---          max_attempts, opts ("timeout|backoff|backoff_max", seconds), token} per job;
+--          max_attempts, opts ("timeout|backoff|backoff_max", seconds), token, stalls} per job,
+--          stalls > 0 only for the suspect (its stalls so far), 0 for the others;
 --          next_due_ms = -1 if nothing is delayed or leased.
 local maxlen, worker, lease, want, max_stalls = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local settlements = cjson.decode(ARGV[7])
+local holds_suspect = ARGV[8] == '1'
 
 -- Every move out of `active` clears the token, so a matching token means "still active and ours".
 local function settle(id, token, user, jtype, attempts, max_attempts, outcome, a, b)
@@ -65,13 +71,41 @@ flush_counts() -- the settled jobs must be out of `active` before stalled leases
 promote_due(maxlen, 1000)
 recover_stalled(maxlen, max_stalls, 100)
 
+-- The jobs to claim, most urgent first: up to `want` from `queued` and, for a worker that holds no
+-- suspect, the head of `suspect` too when it is among the `want` most urgent (it takes the place
+-- of the last queued one). Each pick is {id, from the suspect set}.
+local function pick(n)
+  local suspect, suspect_score = nil, nil
+  if not holds_suspect then
+    local head = redis.call('ZRANGE', P .. 'suspect', 0, 0, 'WITHSCORES')
+    if head[1] then
+      local last = redis.call('ZRANGE', P .. 'queued', n - 1, n - 1, 'WITHSCORES')
+      if not last[1] or tonumber(head[2]) < tonumber(last[2]) then
+        suspect, suspect_score = head[1], tonumber(head[2])
+        redis.call('ZREM', P .. 'suspect', suspect)
+        n = n - 1
+      end
+    end
+  end
+  local picks = {}
+  local popped = n > 0 and redis.call('ZPOPMIN', P .. 'queued', n) or {}
+  for i = 1, #popped, 2 do
+    if suspect and suspect_score < tonumber(popped[i + 1]) then
+      picks[#picks + 1] = {suspect, true}
+      suspect = nil
+    end
+    picks[#picks + 1] = {popped[i], false}
+  end
+  if suspect then picks[#picks + 1] = {suspect, true} end
+  return picks
+end
+
 local claimed = {}
 if want > 0 then
-  local popped = redis.call('ZPOPMIN', P .. 'queued', want)
-  for i = 1, #popped, 2 do
-    local id = popped[i]
+  for _, p in ipairs(pick(want)) do
+    local id = p[1]
     local jkey = P .. 'job:' .. id
-    local f = redis.call('HMGET', jkey, 'type', 'user', 'data', 'attempts', 'max_attempts', 'opts')
+    local f = redis.call('HMGET', jkey, 'type', 'user', 'data', 'attempts', 'max_attempts', 'opts', 'stalls')
     if f[1] then
       local attempts = tonumber(f[4] or 0) + 1
       -- attempts grows on every claim, so worker id + attempt is a fencing token no other claim has
@@ -82,7 +116,8 @@ if want > 0 then
       zadd_later(P .. 'active', NOW + lease, id)
       move_count(f[2], f[1], 'queued', 'active')
       emit(maxlen, f[2], 'job_started', id, f[1], 'active', 0, msg, '')
-      claimed[#claimed + 1] = {id, f[1], f[2], f[3], attempts, f[5], f[6], token}
+      local stalls = p[2] and math.max(1, tonumber(f[7] or 0)) or 0
+      claimed[#claimed + 1] = {id, f[1], f[2], f[3], attempts, f[5], f[6], token, stalls}
     end
   end
 end

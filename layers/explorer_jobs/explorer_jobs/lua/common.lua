@@ -110,12 +110,17 @@ local function emit(maxlen, user, etype, id, jtype, status, progress, message, e
   return redis.call('XADD', P .. 'events:' .. user, 'MAXLEN', '~', maxlen, '*', 'd', data)
 end
 
--- Hand the wake baton on: while due work is queued, keep one marker for the next idle worker.
+-- Hand the wake batons on: while due work waits, keep one marker for the next idle worker. Suspects
+-- have a baton of their own, which only a worker holding no suspect waits on: one holding a suspect
+-- would be woken for work it may not take, claim nothing, put the marker back, and spin.
 local function pass_wake()
-  if redis.call('ZCARD', P .. 'queued') > 0 then
-    if redis.call('LLEN', P .. 'wake') == 0 then redis.call('LPUSH', P .. 'wake', '1') end
-  else
-    redis.call('DEL', P .. 'wake')
+  for _, set in ipairs({'queued', 'suspect'}) do
+    local wake = (set == 'queued') and P .. 'wake' or P .. 'suspect_wake'
+    if redis.call('ZCARD', P .. set) > 0 then
+      if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, '1') end
+    else
+      redis.call('DEL', wake)
+    end
   end
 end
 
@@ -123,16 +128,22 @@ end
 local function finish(id, jkey, user, jtype, from, to, fields)
   redis.call('HSET', jkey, 'status', to, 'finished_at', NOW, 'token', '', unpack(fields))
   if from == 'active' then zrem_later(P .. 'active', id)
-  elseif from == 'queued' then redis.call('ZREM', P .. 'queued', id)
+  elseif from == 'queued' then
+    redis.call('ZREM', P .. 'queued', id)
+    redis.call('ZREM', P .. 'suspect', id)
   elseif from == 'delayed' then redis.call('ZREM', P .. 'delayed', id) end
   zadd_later(P .. 'finished', NOW, id)
   move_count(user, jtype, from, to)
 end
 
--- Put a job (back) in the queued set at its original place in its priority class.
+-- Put a job (back) at its original place in its priority class: in `queued`, or in `suspect` when
+-- its lease ever ran out (stalls > 0: it may be what killed its worker). A worker holds at most
+-- one suspect, so a job that kills its worker is never run beside another suspect, and its
+-- innocent neighbours, suspects after one stall, are not made to stall with it again.
 local function requeue(id, jkey, from)
-  local f = redis.call('HMGET', jkey, 'priority', 'seq')
-  redis.call('ZADD', P .. 'queued', queued_score(f[1], f[2]), id)
+  local f = redis.call('HMGET', jkey, 'priority', 'seq', 'stalls')
+  local set = tonumber(f[3] or 0) > 0 and 'suspect' or 'queued'
+  redis.call('ZADD', P .. set, queued_score(f[1], f[2]), id)
   if from == 'active' then redis.call('ZREM', P .. 'active', id)
   elseif from == 'delayed' then redis.call('ZREM', P .. 'delayed', id) end
 end
