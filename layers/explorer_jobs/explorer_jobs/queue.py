@@ -391,7 +391,17 @@ class Queue:
         if not self._ready:
             await self._ensure_ready()
         keys = [self.keys.wake, self.keys.suspect_wake] if suspects else [self.keys.wake]
-        return await self.redis.blpop(keys, timeout=max(0.01, timeout)) is not None  # type: ignore[misc]
+        # redis-py 8 (asyncio) swallows a cancellation that arrives just after the command starts
+        # and waits out the BLPOP (seen: a stopping worker took 4 x 5 s). Waiting through a
+        # shield makes cancelling the wait immediate; the BLPOP itself is cancelled too and, at
+        # worst, ends by its own timeout. A marker it pops meanwhile is put back by the next
+        # claim or maintenance call (pass_wake).
+        blpop = asyncio.ensure_future(self.redis.blpop(keys, timeout=max(0.01, timeout)))  # type: ignore[arg-type]
+        try:
+            return await asyncio.shield(blpop) is not None
+        except asyncio.CancelledError:
+            blpop.cancel()
+            raise
 
     async def ping(self) -> bool:
         if not self._ready:

@@ -114,6 +114,9 @@ class Worker:
         self._poke = asyncio.Event()
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[bool] | None = None
+        # Pokes the claim loop when the next delayed job is due: a long-poll already blocked for
+        # longer would otherwise sleep through a retry that came due meanwhile.
+        self._due_timer: asyncio.TimerHandle | None = None
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_async: dict[str, bool] = {}
@@ -140,6 +143,8 @@ class Worker:
             await self._claim_loop()
             await self._drain()
         finally:
+            if self._due_timer is not None:
+                self._due_timer.cancel()
             for task in background:
                 task.cancel()
             if self._poller is not None:
@@ -174,6 +179,7 @@ class Worker:
                     failures += 1
                     await self._redis_down(exc, failures)
                     continue
+                self._wake_when_due(next_due)
                 if got == want > 0:
                     continue  # the queue may hold more: claim again as soon as a slot frees
                 if len(self.running) < self.concurrency:
@@ -198,6 +204,17 @@ class Worker:
         self.buffered.extend(result.jobs)
         self._fill_slots()
         return len(result.jobs), result.next_due_ms
+
+    def _wake_when_due(self, next_due_ms: int) -> None:
+        if next_due_ms < 0 or self._loop is None:
+            return
+        when = self._loop.time() + next_due_ms / 1000 + 0.001
+        timer = self._due_timer
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return  # already set for this or an earlier time
+        if timer is not None:
+            timer.cancel()
+        self._due_timer = self._loop.call_at(when, self._poke.set)
 
     def _holds_suspect(self) -> bool:
         """Whether the suspect it claimed is still its own: running, or claimed ahead and not
