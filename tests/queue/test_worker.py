@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,18 +15,9 @@ from explorer_jobs.settings import Settings
 from explorer_jobs.worker import Worker, backoff_delay
 from tests.conftest import queue_settings
 from tests.support.events import has_event, read_events, types_of, wait_for_events
+from tests.support.workers import running
 
 USER = "alice"
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
 
 
 def make_worker(queue: Queue, **options: object) -> Worker:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -115,3 +115,21 @@ def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         dispose_engines()
         get_settings.cache_clear()  # monkeypatch restores the environment next; re-read it then
+
+
+def target_sessions(url: URL) -> int:
+    """How many sessions the project holds on the PostgreSQL database `url` names (its sessions
+    carry the application name `db-explorer-jobs`)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :db AND application_name = 'db-explorer-jobs'"
+                ),
+                {"db": url.database},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(found)

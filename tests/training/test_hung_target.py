@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
@@ -26,11 +26,13 @@ from tests.support.databases import (
     PG_ADMIN_URL,
     admin_engine,
     run_sql,
+    target_sessions,
     throwaway_pg_database,
     unique_name,
 )
 from tests.support.events import has_event, wait_for_events
 from tests.support.training_targets import MySQLTarget, add_mysql_connection, add_pg_connection
+from tests.support.workers import running
 
 USER = "alice"
 TIMEOUT = 1.0
@@ -52,33 +54,9 @@ async def single_queue(redis: RedisClient) -> Queue:
     return Queue(redis, queue_settings(TEST_REDIS_URL))
 
 
-@contextlib.asynccontextmanager
-async def worker_running(queue: Queue) -> AsyncIterator[Worker]:
+def worker_running(queue: Queue) -> contextlib.AbstractAsyncContextManager[Worker]:
     # Concurrency 1: the job after the hung one starts only once the hung one's slot is free.
-    worker = Worker(queue, concurrency=1)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
-
-
-def pg_sessions(url: URL) -> Callable[[], int]:
-    def count() -> int:
-        engine = create_engine(url, poolclass=NullPool)
-        with engine.connect() as conn:
-            found = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND application_name = 'db-explorer-jobs'"
-                ),
-                {"db": url.database},
-            ).scalar_one()
-        engine.dispose()
-        return int(found)
-
-    return count
+    return running(Worker(queue, concurrency=1))
 
 
 def mysql_sessions(user: str) -> Callable[[], int]:
@@ -136,7 +114,7 @@ async def test_training_stuck_behind_a_lock_times_out_and_ends_its_session(
         lock.exec_driver_sql("LOCK TABLE migrating IN ACCESS EXCLUSIVE MODE")
         connection_id = add_pg_connection(USER, pg_db)
         await run_hung_job_then_another(
-            single_queue, "schema_training", {"connectionId": connection_id}, pg_sessions(pg_db)
+            single_queue, "schema_training", {"connectionId": connection_id}, lambda: target_sessions(pg_db)
         )
         lock.rollback()
     holder.dispose()
@@ -147,7 +125,7 @@ async def test_pg_sleep_times_out_and_ends_its_session(
 ) -> None:
     connection_id = add_pg_connection(USER, pg_db)
     await run_hung_job_then_another(
-        single_queue, "test_target_sleep", {"connection_id": connection_id}, pg_sessions(pg_db)
+        single_queue, "test_target_sleep", {"connection_id": connection_id}, lambda: target_sessions(pg_db)
     )
 
 

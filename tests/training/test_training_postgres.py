@@ -18,7 +18,7 @@ from explorer_jobs.store.schema_caches import latest_schema_cache
 from explorer_jobs.training import introspect
 from explorer_jobs.training.payload import SchemaTrainingPayload
 from explorer_jobs.training.processor import train_schema
-from tests.support.databases import run_sql, throwaway_pg_database
+from tests.support.databases import run_sql, target_sessions, throwaway_pg_database
 from tests.support.training_targets import CANARY, add_pg_connection, make_context
 
 USER_SCHEMAS = ["Odd Schema", "public", "sales"]
@@ -332,17 +332,7 @@ async def test_cancel_between_batches_stops_without_saving(
     assert log.cancel_reads == 3
     assert latest_schema_cache(connection_id) is None
     assert service.get_connection("alice", connection_id).last_trained_at is None
-    engine = create_engine(pg_target, poolclass=NullPool)
-    with engine.connect() as conn:
-        open_sessions = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = 'db-explorer-jobs' AND datname = :db"
-            ),
-            {"db": pg_target.database},
-        ).scalar()
-    engine.dispose()
-    assert open_sessions == 0
+    assert target_sessions(pg_target) == 0
 
 
 async def test_someone_elses_connection_is_not_found(isolated_store: Settings, pg_target: URL) -> None:
