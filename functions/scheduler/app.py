@@ -16,6 +16,7 @@ from explorer_jobs.observability import configure_lambda_logging, count_enqueued
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
 from explorer_jobs.scheduling import fire
+from explorer_jobs.settings import get_settings
 
 configure_lambda_logging()
 
@@ -34,8 +35,11 @@ def _tick_time(event: dict[str, Any]) -> datetime:
 
 
 async def _run(now: datetime) -> dict[str, int]:
-    # A client per invocation: an asyncio client belongs to the loop that created it.
-    redis = create_redis()
+    # A client per invocation: an asyncio client belongs to the loop that created it. Its calls
+    # are bounded like the HTTP functions': a paused Redis fails this tick in seconds, not at the
+    # Lambda timeout, and the next tick's window still covers what this one missed.
+    settings = get_settings()
+    redis = create_redis(settings=settings, timeout=settings.API_REDIS_TIMEOUT_SECONDS)
     try:
         results = await fire(Queue(redis), now)
     finally:
