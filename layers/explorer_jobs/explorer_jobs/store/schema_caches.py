@@ -8,17 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from explorer_jobs.errors import NotFound
 from explorer_jobs.models import iso_z
 from explorer_jobs.settings import get_settings
 from explorer_jobs.store.engine import get_engine
 from explorer_jobs.store.tables import as_utc, connections, schema_caches
-
-# Two trainings of one connection finishing together both want the next version number;
-# the loser retries on the primary key conflict.
-_SAVE_ATTEMPTS = 3
 
 CacheBuilder = Callable[["SchemaCacheVersion | None"], tuple[list[dict[str, Any]], dict[str, Any]]]
 
@@ -62,6 +57,7 @@ def latest_schema_cache(connection_id: str) -> SchemaCacheVersion | None:
 def delete_schema_caches(connection_id: str) -> int:
     """Drop every version of a connection's cache; the number of versions dropped."""
     with get_engine().begin() as conn:
+        _lock_connection(conn, connection_id)
         result = conn.execute(delete(schema_caches).where(schema_caches.c.connection_id == connection_id))
     return result.rowcount
 
@@ -72,25 +68,14 @@ def save_schema_cache(
     """Add the next version of a connection's cache and set its `last_trained_at`, in one transaction.
 
     `build(previous)` returns the new version's schemas and its changes against `previous`; it runs
-    inside the transaction, so the version it builds on is the one it replaces. Raises `NotFound`
-    when the connection was deleted meanwhile.
+    inside the transaction, so the version it builds on is the one it replaces. Concurrent saves of
+    one connection wait for each other and all land, one version each. Raises `NotFound` when the
+    connection was deleted meanwhile.
     """
-    for attempt in range(_SAVE_ATTEMPTS):
-        try:
-            return _save_once(connection_id, job_id, options, build)
-        except IntegrityError:
-            if attempt == _SAVE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _save_once(
-    connection_id: str, job_id: str | None, options: dict[str, Any], build: CacheBuilder
-) -> SchemaCacheVersion:
-    trained_at = datetime.now(UTC)
     with get_engine().begin() as conn:
-        if conn.execute(select(connections.c.id).where(connections.c.id == connection_id)).first() is None:
+        if not _lock_connection(conn, connection_id):
             raise NotFound("connection not found")
+        trained_at = datetime.now(UTC)
         previous = _latest(conn, connection_id)
         schemas, changes = build(previous)
         saved = SchemaCacheVersion(
@@ -124,6 +109,19 @@ def _save_once(
             )
         )
     return saved
+
+
+def _lock_connection(conn: Connection, connection_id: str) -> bool:
+    # Writers of one connection's cache take turns on its row, held until the transaction ends:
+    # reading the latest version and inserting the next is only safe one writer at a time. Taken
+    # before any other read, so that what the transaction reads next (a MySQL snapshot included)
+    # is what the previous writer committed. False when there is no such connection.
+    if conn.dialect.name == "sqlite":
+        # SQLite has no row locks, and pysqlite would only begin the transaction at the first write,
+        # after the reads. Begin it as the writer instead: others queue on the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    query = select(connections.c.id).where(connections.c.id == connection_id).with_for_update()
+    return conn.execute(query).first() is not None
 
 
 def _latest(conn: Connection, connection_id: str) -> SchemaCacheVersion | None:
