@@ -77,10 +77,12 @@ def select_scheduled_connections() -> list[StoredConnection]:
 def delete_connection_row(user_id: str, connection_id: str) -> bool:
     """Delete a user's connection and its schema caches in one transaction; False when not found."""
     with get_engine().begin() as conn:
+        # Locked first, as a cache save locks it (schema_caches._lock_connection): every writer
+        # takes the connection row before the cache rows, so a delete racing a save cannot deadlock.
         owned = conn.execute(
-            select(connections.c.id).where(
-                connections.c.id == connection_id, connections.c.user_id == user_id
-            )
+            select(connections.c.id)
+            .where(connections.c.id == connection_id, connections.c.user_id == user_id)
+            .with_for_update()
         ).first()
         if owned is None:
             return False
