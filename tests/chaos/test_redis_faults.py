@@ -35,13 +35,16 @@ import pytest
 from redis.asyncio import Redis
 
 from explorer_jobs.models import JobStatus
+from explorer_jobs.processors import PROCESSORS
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
+from explorer_jobs.worker import Worker
 from tests.api.support import auth
 from tests.conftest import queue_settings
 from tests.support.events import read_events, wait_for_events
 from tests.support.fixtures import ThrowawayRedisFactory
 from tests.support.redis_servers import RedisServer
+from tests.support.workers import running
 
 from .stack import STREAM, USER, EventFollower, Stack, timed
 from .support import EVENTS_MAXLEN, FULL, WAIT, WorkerProc, event_ms
@@ -403,12 +406,15 @@ async def _probe(http: httpx.AsyncClient, cid: str, job_id: str) -> list[tuple[s
 class ReplyDropper:
     """A TCP proxy in front of Redis that, once armed, closes the client's connection instead of
     passing on the next reply: the command ran, its answer never came, and the client (redis-py's
-    retry) sends it again on a new connection."""
+    retry) sends it again on a new connection. `drop_reply_to` aims at one command instead."""
 
     def __init__(self, server: RedisServer) -> None:
         self.server = server
         self.armed = False
         self.dropped = 0
+        # Aimed: the reply to the command whose request holds `_match`, after `_skip` such.
+        self._match: bytes | None = None
+        self._skip = 0
         self._listener: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
@@ -416,6 +422,9 @@ class ReplyDropper:
         self._listener = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         port = self._listener.sockets[0].getsockname()[1]
         return f"redis://127.0.0.1:{port}/0"
+
+    def drop_reply_to(self, match: bytes, skip: int = 0) -> None:
+        self._match, self._skip = match, skip
 
     async def close(self) -> None:
         for task in self._pipes:
@@ -427,8 +436,9 @@ class ReplyDropper:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection(self.server.host, self.server.port)
-        up = asyncio.create_task(self._pipe(client_r, server_w, replies=False))
-        down = asyncio.create_task(self._pipe(server_r, client_w, replies=True))
+        aimed: list[bool] = [False]  # this connection's next reply is the aimed one
+        up = asyncio.create_task(self._pipe(client_r, server_w, aimed, replies=False))
+        down = asyncio.create_task(self._pipe(server_r, client_w, aimed, replies=True))
         self._pipes |= {up, down}
         await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         for task in (up, down):
@@ -436,10 +446,16 @@ class ReplyDropper:
         for writer in (client_w, server_w):
             writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replies: bool) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, aimed: list[bool], replies: bool
+    ) -> None:
         while data := await reader.read(65536):
-            if replies and self.armed:
-                self.armed = False
+            if not replies and self._match is not None and self._match in data:
+                if self._skip == 0:
+                    self._match, aimed[0] = None, True
+                self._skip -= 1
+            if replies and (self.armed or aimed[0]):
+                self.armed = aimed[0] = False
                 self.dropped += 1
                 return  # the reply is dropped and the connection closed
             writer.write(data)
@@ -467,6 +483,34 @@ async def test_an_enqueue_whose_reply_was_lost_is_retried_and_written_once(
         assert [e["type"] for e in await read_events(queue, USER)] == ["job_queued"]
         [counts] = await queue.counts(USER)
         assert counts.counts["queued"] == 1
+    finally:
+        await client.aclose()
+        await proxy.close()
+
+
+async def test_a_claim_whose_reply_was_lost_is_retried_and_each_job_starts_once(
+    throwaway_redis: ThrowawayRedisFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sent again, the claim gets its first reply: the jobs it claimed run now (not after their
+    lease, as stalls), and the outcomes it settled are not refused on the second run."""
+    server = throwaway_redis()
+    proxy = ReplyDropper(server)
+    client = create_redis(await proxy.start(), cluster=False)  # redis-py retries a dropped call
+    settings = queue_settings(server.url, EVENTS_MAXLEN=EVENTS_MAXLEN, LEASE_SECONDS=2.0)
+    try:
+        queue = Queue(client, settings)
+        ids = [(await queue.enqueue("test_echo", {"value": i}, user_id=USER)).job.job_id for i in range(8)]
+        await queue.claim("warm-up", 0)  # the script is loaded: the next claim runs at once
+        # The worker's second claim: it settles a job of its first and claims more.
+        proxy.drop_reply_to(queue._scripts["claim"].sha.encode(), skip=1)
+        worker = Worker(queue, processors=PROCESSORS, concurrency=2)
+        async with running(worker):
+            events = await _settled(queue, ids)
+        assert proxy.dropped == 1, "a claim's reply was dropped"
+        assert _per_job(events, "job_started") == collections.Counter(ids), "each job started once"
+        assert _per_job(events, "job_completed") == collections.Counter(ids)
+        assert not [e for e in events if e["type"] == "job_retrying"], "no stall, no retry"
+        assert "outcome refused" not in caplog.text
     finally:
         await client.aclose()
         await proxy.close()

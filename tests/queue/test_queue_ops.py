@@ -247,6 +247,38 @@ async def test_release_puts_the_job_back_at_once(queue: Queue) -> None:
     assert second.job_id != again.job_id
 
 
+async def test_a_replayed_claim_gets_its_first_reply_and_writes_nothing(queue: Queue) -> None:
+    """The client sends a call again when a dropped connection lost its reply: the same claim id
+    from the same worker answers as the first call did, without settling or claiming twice."""
+    ids = [(await enqueue(queue, i)).job_id for i in range(6)]
+    a, b = (await queue.claim("w", 2, claim_id="1")).jobs
+    settlements = [Settlement(a, "c", "{}"), Settlement(b, "f", "boom", "10")]
+    first = await queue.claim("w", 2, settlements, claim_id="2")
+    assert first.accepted == [True, True] and [j.job_id for j in first.jobs] == ids[2:4]
+    events = await read_events(queue, USER)
+    counts = await queue.counts(USER)
+    again = await queue.claim("w", 2, settlements, claim_id="2")
+    assert again == first
+    assert await read_events(queue, USER) == events and await queue.counts(USER) == counts
+    assert [await in_sets(queue, i) for i in ids] == [
+        ["finished"],
+        ["delayed"],
+        ["active"],
+        ["active"],
+        ["queued"],
+        ["queued"],
+    ]
+    assert [(await queue.get(i)).attempts for i in ids] == [1, 1, 1, 1, 0, 0]
+    # A new call runs: the settlements are spent, the next job is claimed.
+    fresh = await queue.claim("w", 1, settlements, claim_id="3")
+    assert fresh.accepted == [False, False] and [j.job_id for j in fresh.jobs] == ids[4:5]
+    # Claim ids are per worker: another worker's "3" is a call of its own.
+    other = await queue.claim("w2", 1, claim_id="3")
+    assert [j.job_id for j in other.jobs] == ids[5:]
+    with pytest.raises(InvalidInput):
+        await queue.claim("w", 1, claim_id="4|5")
+
+
 async def make_suspects(queue: Queue, n: int, **options: object) -> list[str]:
     """Enqueue `n` jobs, claim them for a "worker" that dies: their leases run out, they stall."""
     ids = [(await enqueue(queue, f"suspect {i}", **options)).job_id for i in range(n)]

@@ -23,6 +23,8 @@ same code runs on Redis Cluster, where a queue lives on one shard.
     ej:{default}:rate:<user>:<n>      string enqueues in a user's rate-limit window n
     ej:{default}:conn:<connectionId>  string its owner's user id, cached from the store for the
                                              enqueue script's precondition (10 min)
+    ej:{default}:lastclaim:<worker>   string "<claim id>|<reply JSON>" of the worker's last claim
+                                             call, answered again to its replay (2 leases)
     ej:ticket:<ticket>                string the user id an SSE ticket opens a stream for
 """
 
@@ -92,6 +94,9 @@ class QueueKeys:
 
     def connection_owner(self, connection_id: str) -> str:
         return self.prefix + self.connection_owner_suffix(connection_id)
+
+    def last_claim(self, worker_id: str) -> str:
+        return f"{self.prefix}lastclaim:{worker_id}"
 
     def idempotency(self, user_id: str, key: str) -> str:
         return f"{self.prefix}idem:{len(user_id.encode())}:{user_id}:{key}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -307,11 +308,19 @@ class Queue:
         lease_ms: int | None = None,
         *,
         holds_suspect: bool = False,
+        claim_id: str | None = None,
     ) -> ClaimResult:
         """Settle finished jobs and claim up to `max_jobs` due ones, in one script call.
 
         `holds_suspect`: the worker still holds a suspect (`ClaimedJob.suspect`) that these
-        settlements do not settle; it then gets none, else at most one, in its place by priority."""
+        settlements do not settle; it then gets none, else at most one, in its place by priority.
+        `claim_id` names the call (a new one per call, without '|'; one is made when None): the
+        same call sent again, as the client does when a dropped connection lost its reply, gets
+        the first reply again instead of running twice."""
+        if claim_id is None:
+            claim_id = uuid.uuid4().hex
+        elif not claim_id or "|" in claim_id:
+            raise InvalidInput("a claim id is not empty and holds no '|'")
         lease = lease_ms if lease_ms is not None else int(self.settings.LEASE_SECONDS * 1000)
         args: list[str] = [
             self._maxlen,
@@ -321,6 +330,7 @@ class Queue:
             str(self.settings.MAX_STALLS),
             json.dumps([s.as_args() for s in settlements], separators=(",", ":")),
             "1" if holds_suspect else "0",
+            claim_id,
         ]
         accepted, claimed, next_due = await self._run("claim", [self.keys.queued], args)
         jobs = [ClaimedJob.from_reply(c) for c in claimed]

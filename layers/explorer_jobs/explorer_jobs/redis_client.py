@@ -37,7 +37,7 @@ def create_redis(
     connection: a timed-out call is not retried, so the caller waits `timeout` at most.
 
     A call retried after a dropped connection may already have run: the scripts that must not run
-    twice (enqueue) recognise their own replay.
+    twice (enqueue, claim) recognise their own replay.
     """
     settings = settings or get_settings()
     url = url or settings.redis_url()

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import functools
 import inspect
+import itertools
 import json
 import logging
 import random
@@ -102,6 +103,8 @@ class Worker:
         self.lease_ms = int((lease_seconds or settings.LEASE_SECONDS) * 1000)
         self.grace = settings.SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        # Claim ids: this run's own prefix (a restarted worker may keep its id), then a count.
+        self._claim_ids = (f"{uuid.uuid4().hex[:8]}.{n}" for n in itertools.count(1))
         self.running: dict[str, Running] = {}
         self.buffered: collections.deque[ClaimedJob] = collections.deque()
         # The suspect this worker claimed last (see `_holds_suspect`): it holds at most one, so a
@@ -190,7 +193,12 @@ class Worker:
         settlements, self._settlements = self._settlements, []
         try:
             result = await self.queue.claim(
-                self.worker_id, want, settlements, self.lease_ms, holds_suspect=self._holds_suspect()
+                self.worker_id,
+                want,
+                settlements,
+                self.lease_ms,
+                holds_suspect=self._holds_suspect(),
+                claim_id=next(self._claim_ids),
             )
         except BaseException:
             self._settlements[:0] = settlements  # nothing was written: hand them over next time

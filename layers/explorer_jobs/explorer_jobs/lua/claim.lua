@@ -15,12 +15,25 @@
 --          'r' released by a stopping worker
 -- ARGV[8]  '1' when the worker holds a suspect it does not settle in this call (running, or
 --          claimed ahead and not started), else '0'
+-- ARGV[9]  claim id: new for each call (no '|'), the same when the client sends the call again
+--          after a dropped connection lost its reply
 -- Returns  {settled, claimed, next_due_ms}: settled[i] = 1 when settlement i was accepted, 0 when
 --          the token no longer owns the job; claimed = {id, type, user, data, attempts,
 --          max_attempts, opts ("timeout|backoff|backoff_max", seconds), token, stalls} per job,
 --          stalls > 0 only for the suspect (its stalls so far), 0 for the others;
---          next_due_ms = -1 if nothing is delayed or leased.
+--          next_due_ms = -1 if nothing is delayed or leased. A replay of the worker's last call
+--          (same claim id) gets that call's reply again and writes nothing.
 local maxlen, worker, lease, want, max_stalls = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local claim_id = ARGV[9]
+
+-- A call whose reply a dropped connection lost is sent again by the client. Run twice, it would
+-- find its settlements applied (refused: their tokens are spent) and claim other jobs, leaving
+-- the first run's to stall. Each call's reply is kept under the worker's key until the next.
+local last_key = P .. 'lastclaim:' .. worker
+local last = redis.call('GET', last_key)
+if last and string.sub(last, 1, #claim_id + 1) == claim_id .. '|' then
+  return cjson.decode(string.sub(last, #claim_id + 2))
+end
 local settlements = cjson.decode(ARGV[7])
 local holds_suspect = ARGV[8] == '1'
 
@@ -123,4 +136,7 @@ if want > 0 then
 end
 pass_wake()
 flush_counts()
-return {settled, claimed, next_due_in()}
+local reply = {settled, claimed, next_due_in()}
+-- Kept for two leases (a second at least): a replay comes within the client's retries.
+redis.call('SET', last_key, claim_id .. '|' .. cjson.encode(reply), 'PX', math.max(1000, 2 * lease))
+return reply
