@@ -201,7 +201,11 @@ class Worker:
                 claim_id=next(self._claim_ids),
             )
         except BaseException:
-            self._settlements[:0] = settlements  # nothing was written: hand them over next time
+            # Handed over to the next call, which has a new claim id. If Redis ran this call and
+            # only every reply was lost (the client retries a dropped connection with the same id,
+            # and a replay is answered from the stored reply), the next call finds these settled
+            # and refuses them, and what this call claimed comes back through lease recovery.
+            self._settlements[:0] = settlements
             raise
         for s, ok in zip(settlements, result.accepted, strict=True):
             if not ok:
