@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import wait_until_answering
+
 from .support import REDIS_URL, SECRET, auth, free_port, open_stream
 
 STREAM = "/api/jobs/notifications/stream"
@@ -40,18 +42,11 @@ def api_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    # A child process offers no readiness event: /healthz is asked until it answers, with a deadline.
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"explorer-jobs api did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
-        time.sleep(0.05)
+    try:
+        wait_until_answering(f"{url}/healthz", process, START_TIMEOUT)
+    except AssertionError:
+        process.kill()
+        raise AssertionError(f"explorer-jobs api did not start: {process.stderr.read()!r}") from None  # type: ignore[union-attr]
     yield process, url
     if process.poll() is None:
         process.kill()

@@ -22,6 +22,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from tests.api.support import SECRET, auth, free_port
+from tests.support.processes import wait_until_answering
 
 from .support import EVENTS_MAXLEN, ROOT, WAIT, Workers
 
@@ -81,16 +82,14 @@ class ApiProcess:
                 stderr=err,
             )
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        # A child process offers no readiness event: /healthz is asked until it answers (any
-        # status: Redis may be down on purpose), with a deadline.
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{self.url}/healthz", timeout=2)
-                return self.url
-            assert self.proc.poll() is None, f"explorer-jobs api exited:\n{self.log_text()}"
-            assert time.monotonic() < deadline, "explorer-jobs api did not answer"
-            time.sleep(0.05)
+        try:
+            wait_until_answering(
+                f"{self.url}/healthz", self.proc, timeout, any_status=True, log=self.log_text
+            )
+        except AssertionError:
+            self.stop()
+            raise
+        return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

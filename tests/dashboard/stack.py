@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+from tests.support.processes import wait_until_answering
 from tests.support.redis_urls import redis_test_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,19 +87,12 @@ class DevStack:
 
     def _wait_until_healthy(self) -> None:
         assert self.proc is not None
-        # Bounded by the number of tries; each pause is a wait on the child, so a crash ends it at once.
-        for _ in range(START_SECONDS * 5):
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            try:
-                code = self.proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-            pytest.fail(f"explorer-jobs dev exited with {code} while starting:\n{self.log_tail()}")
-        pytest.fail(f"explorer-jobs dev was not healthy within {START_SECONDS} s:\n{self.log_tail()}")
+        try:
+            wait_until_answering(f"{self.base}/healthz", self.proc, START_SECONDS, log=self.log_tail)
+        except AssertionError:
+            self.proc.kill()  # not left running to take the next test's jobs
+            self.proc.wait(timeout=STOP_SECONDS)
+            raise
 
     def stop(self) -> None:
         """Ctrl-C, as a person would; the stack ends its event streams and exits within seconds."""
