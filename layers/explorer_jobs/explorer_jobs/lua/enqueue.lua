@@ -22,9 +22,13 @@ local jobs = cjson.decode(ARGV[5])
 if ARGV[9] and ARGV[9] ~= '' and redis.call('GET', P .. ARGV[9]) ~= ARGV[10] then
   return {{'', -3, '', ''}}
 end
+-- Job ids are new for each call (the caller's uuid4), and a call writes all its jobs or none: a
+-- first job that exists already means this is the same call again, replayed by the client because
+-- a dropped connection lost the first reply. It answers as the first did and writes nothing twice.
+local replay = jobs[1] ~= nil and redis.call('EXISTS', P .. 'job:' .. jobs[1][1]) == 1
 -- The rate limit counts in the same call as the enqueue: one round trip per request, not two.
--- A replayed call (below) was counted the first time.
-if ARGV[6] ~= '' and redis.call('EXISTS', P .. 'job:' .. jobs[1][1]) == 0 then
+-- A replayed call was counted the first time.
+if ARGV[6] ~= '' and not replay then
   local rkey = P .. 'rate:' .. ARGV[6]
   local n = redis.call('INCR', rkey)
   if n == 1 then redis.call('PEXPIRE', rkey, ARGV[8]) end
@@ -37,10 +41,7 @@ for _, j in ipairs(jobs) do
   local id, jtype, user, priority = j[1], j[2], j[3], j[4]
   local delay, idem, fp = tonumber(j[5]), j[11], j[12]
   local existing = nil
-  -- Job ids are new for each call (the caller's uuid4): one that exists already means this is the
-  -- same call again, replayed by the client because a dropped connection lost the first reply.
-  -- It answers as the first did and writes nothing twice.
-  local replayed = redis.call('HMGET', P .. 'job:' .. id, 'status', 'created_at')
+  local replayed = replay and redis.call('HMGET', P .. 'job:' .. id, 'status', 'created_at') or {false}
   if replayed[1] then
     existing = id
     out[#out + 1] = {id, 1, replayed[1], replayed[2]}
