@@ -32,6 +32,7 @@ from explorer_jobs.errors import Conflict, InvalidInput, LeaseLost, NotFound
 from explorer_jobs.keys import QueueKeys
 from explorer_jobs.models import Job, JobStatus, QueueCounts
 from explorer_jobs.redis_client import RedisClient
+from explorer_jobs.script_batching import ScriptBatcher
 from explorer_jobs.scripts import SCRIPT_NAMES, script_source
 from explorer_jobs.settings import Settings, get_settings
 
@@ -143,6 +144,11 @@ class Queue:
             n: redis.register_script(script_source(n)) for n in SCRIPT_NAMES
         }
         self._maxlen = str(self.settings.EVENTS_MAXLEN)
+        # Enqueues made at the same moment (an HTTP function's concurrent requests) share one
+        # pipeline. Not on a cluster client, whose pipelines route each command on their own.
+        self._enqueue_batcher = (
+            None if isinstance(redis, RedisCluster) else ScriptBatcher(redis, self._scripts["enqueue"])
+        )
         # redis-py's asyncio cluster client breaks when many coroutines make its first calls at
         # once (its nodes are set up by each of them): set it up once, under a lock.
         self._ready = not isinstance(redis, RedisCluster)
@@ -189,9 +195,11 @@ class Queue:
         results: list[EnqueueResult] = []
         for start in range(0, len(requests), BULK_CHUNK):
             encoded = [encode_request(r) for r in requests[start : start + BULK_CHUNK]]
-            replies = await self._run(
-                "enqueue", [self.keys.queued], enqueue_args(self.settings, encoded, rate_limit, precondition)
-            )
+            args = enqueue_args(self.settings, encoded, rate_limit, precondition)
+            if self._enqueue_batcher is None:
+                replies = await self._run("enqueue", [self.keys.queued], args)
+            else:
+                replies = await self._enqueue_batcher([self.keys.queued], [self.keys.prefix, *args])
             check_refusal(replies, rate_limit)
             for job, reply in zip(encoded, replies, strict=True):
                 created = created_job(job, reply)
