@@ -116,6 +116,40 @@ async def test_body_over_one_mib_is_413(client: httpx.AsyncClient) -> None:
 async def test_bad_idempotency_key_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post(TRAIN, headers={**auth(), "Idempotency-Key": "x" * 500})
     assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "Idempotency-Key"] and error["type"] == "string_too_long"
+    for bad in ("", "a b", "k\u00e9"):
+        response = await client.post(TRAIN, headers={**auth(), "Idempotency-Key": bad.encode()})
+        assert response.status_code == 422, bad
+        assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+async def test_train_schema_checks_its_hand_read_parameters_like_declared_ones(
+    client: httpx.AsyncClient, clean_redis: redis.Redis
+) -> None:
+    # The route reads its path id, header and caller itself (api/request_params.py): the same
+    # answers as the routes whose parameters FastAPI reads, and nothing queued on a refusal.
+    too_long = await client.post(f"/api/connections/{'c' * 201}/train-schema", headers=auth())
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["path", "id"]
+    unauthenticated = await client.post(TRAIN)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["www-authenticate"] == "Bearer"
+    wrong_scheme = await client.post(TRAIN, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert wrong_scheme.status_code == 401
+    assert not [key for key in clean_redis.scan_iter("*job:*")]
+
+
+def test_train_schema_documents_its_hand_read_parameters() -> None:
+    paths = make_app(api_settings(), set()).openapi()["paths"]
+    operation = paths["/api/connections/{id}/train-schema"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}]
+    parameters = {(p["in"], p["name"]): p for p in operation["parameters"]}
+    assert parameters.keys() == {("path", "id"), ("header", "Idempotency-Key")}
+    assert parameters["path", "id"]["required"] is True
+    assert parameters["path", "id"]["schema"]["maxLength"] == 200
+    key_schema = parameters["header", "Idempotency-Key"]["schema"]["anyOf"][0]
+    assert key_schema["maxLength"] == 200 and key_schema["pattern"] == r"^[\x21-\x7e]+$"
 
 
 async def test_enqueue_rate_limit() -> None:

@@ -11,10 +11,11 @@ is noticed by the training itself, which fails with "connection not found".
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from explorer_jobs.connections.service import get_connection
@@ -40,6 +41,13 @@ async def connection_lookup() -> ConnectionLookup:
 
 
 ConnectionLookupDep = Annotated[ConnectionLookup, Depends(connection_lookup)]
+
+
+async def lookup_for(request: Request) -> ConnectionLookup:
+    """`connection_lookup` (or the app's override of it) for a route that resolves no dependencies."""
+    provider = request.app.dependency_overrides.get(connection_lookup, connection_lookup)
+    lookup = provider()
+    return cast(ConnectionLookup, await lookup if inspect.isawaitable(lookup) else lookup)
 
 
 def owned_by(queue: Queue, user_id: str, connection_id: str) -> Precondition:
