@@ -3,15 +3,19 @@
     .venv/bin/python bench/enqueue_breakdown.py [--n 20000]
 
 Starts a throwaway `redis-server` on a free loopback port (never the shared one) and prints, per
-call: a `PING` round trip with the blocking client, `SyncQueue.enqueue` as a whole, each Python
-step of it, and the enqueue script's Redis time (`INFO commandstats`) in full and with one part
-left out at a time (copies of the script, run against the same server; not the shipped script).
+call: a `PING` round trip with the blocking client, `SyncQueue.enqueue` as a whole (and with its
+script call made through redis-py's generic `Script` path instead of the queue's own connection),
+each Python step, and the enqueue script's Redis time (`INFO commandstats`) in full and with one
+part left out or changed at a time (copies of the script, run against the same server; not the
+shipped script). The timed loops, and the script variants, take turns in 5 rounds and print
+medians: on a shared machine a burst of someone else's load then lands on all of them alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -48,6 +52,24 @@ def per_call_us(n: int, fn: Callable[[], Any]) -> float:
     for _ in range(n):
         fn()
     return (time.perf_counter() - started) / n * 1e6
+
+
+def interleaved_us(n: int, candidates: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            times[name].append(per_call_us(n // rounds, fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def edited(source: str, *changes: tuple[str, str]) -> str:
+    """The script with each (old, new) change made; each old part must be in it (a stale variant
+    would time the shipped script)."""
+    for old, new in changes:
+        if old not in source:
+            raise ValueError(f"not in the enqueue script: {old!r}")
+        source = source.replace(old, new)
+    return source
 
 
 def script_us(client: redis.Redis, source: str, settings: Settings, keys: QueueKeys, n: int) -> float:
@@ -102,30 +124,57 @@ def report(client: redis.Redis, settings: Settings, n: int) -> None:
     def line(name: str, us: float, extra: str = "") -> None:
         print(f"{name:44s} {us:7.1f} us{extra}")
 
-    line("PING round trip", per_call_us(n, client.ping))
-    whole = per_call_us(n, lambda: queue.enqueue("bench_noop", {"t": time.time()}, user_id="bench"))
-    line("SyncQueue.enqueue, whole", whole, f"  ({1e6 / whole:,.0f}/s)")
-    request = EnqueueRequest("bench_noop", {"t": 1.0}, "bench")
-    line("  python: validate and encode", per_call_us(n, lambda: encode_request(request)))
-    line("  python: pack the arguments", per_call_us(n, lambda: enqueue_args(settings, [job], None)))
-    line("  python: build the Job", per_call_us(n, lambda: created_job(job, reply)))
     keys = QueueKeys.for_queue(settings.KEY_PREFIX, settings.QUEUE_NAME)
+    request = EnqueueRequest("bench_noop", {"t": 1.0}, "bench")
+    generic = SyncQueue.connect(settings)
+    generic._pool = None  # the script call through redis-py's `Script`, as on the cluster
+    timed = interleaved_us(
+        n,
+        {
+            "PING round trip": client.ping,
+            "SyncQueue.enqueue, whole": lambda: queue.enqueue(
+                "bench_noop", {"t": time.time()}, user_id="bench"
+            ),
+            "  the same through redis-py's Script": lambda: generic.enqueue(
+                "bench_noop", {"t": time.time()}, user_id="bench"
+            ),
+            "  python: validate and encode": lambda: encode_request(request),
+            "  python: pack the arguments": lambda: enqueue_args(settings, [job], None),
+            "  python: build the Job": lambda: created_job(job, reply),
+        },
+    )
+    for name, us in timed.items():
+        line(name, us, f"  ({1e6 / us:,.0f}/s)" if "whole" in name or "Script" in name else "")
+    generic.close()
     full = script_source("enqueue")
     body = full.index("local maxlen, retention, idem_ttl")
     variants = {
         "script, full": full,
-        "  without the event": full.replace(
-            "    emit(maxlen, user, 'job_queued', id, jtype, status, 0, nil, '')\n", ""
+        "  without the event": edited(
+            full, ("    emit(maxlen, user, 'job_queued', id, jtype, status, 0, nil, '')\n", "")
         ),
-        "  without the counters": full.replace("\nflush_counts()\nreturn out", "\nreturn out"),
-        "  without the stream's age trim": full.replace(
-            "redis.call('XTRIM', skey, 'MINID', '~', (NOW - retention) .. '-0')", ""
-        ).replace("redis.call('PEXPIRE', skey, retention)", ""),
+        "  without the counters": edited(
+            full,
+            ("      redis.call('HINCRBY', P .. 'counts', field, 1)\n", ""),
+            ("      redis.call('HINCRBY', P .. 'ucounts:' .. user, field, 1)\n", ""),
+        ),
+        "  without the stream's age trim": edited(
+            full,
+            ("redis.call('XTRIM', skey, 'MINID', '~', (NOW - retention) .. '-0')", ""),
+            ("redis.call('PEXPIRE', skey, retention)", ""),
+        ),
+        # One job through common.lua's batching tables, as a bulk call writes its jobs.
+        "  with one job batched like many": edited(full, ("    if #jobs == 1 then\n", "    if false then\n")),
         "  the shared prelude alone": full[:body] + "return 1",
         "  `return 1` with the same arguments": "return 1",
     }
-    for name, source in variants.items():
-        line(name + " (Redis time)", script_us(client, source, settings, keys, min(n, 5_000)))
+    rounds = 5
+    script_times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, source in variants.items():
+            script_times[name].append(script_us(client, source, settings, keys, min(n, 5_000) // rounds))
+    for name, times in script_times.items():
+        line(name + " (Redis time)", statistics.median(times))
     queue.close()
 
 
