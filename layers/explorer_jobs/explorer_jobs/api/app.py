@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from explorer_jobs import __version__
 from explorer_jobs.api.body_limit import BodyLimitMiddleware
 from explorer_jobs.api.http_errors import install_error_handlers
+from explorer_jobs.api.request_params import document_hand_read_bodies
 
 # A body over this is refused with 413 before anything parses it.
 MAX_BODY_BYTES = 1 << 20
@@ -27,4 +28,5 @@ def create_app(
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    document_hand_read_bodies(app)
     return app

@@ -6,6 +6,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from explorer_jobs.api.app_settings import app_settings
 from explorer_jobs.api.auth import authenticate, bearer_scheme
@@ -14,7 +15,7 @@ from explorer_jobs.api.connection_lookup import lookup_for, owned_by, remember_o
 from explorer_jobs.api.deps import QueueDep, SettingsDep, UserDep
 from explorer_jobs.api.openapi import JOB_ACCEPTED, JOB_LINKS, TICKET_LINKS, error_responses, links
 from explorer_jobs.api.ratelimit import check_enqueue_rate, enqueue_allowance
-from explorer_jobs.api.request_params import StringParam
+from explorer_jobs.api.request_params import JsonBody, StringParam
 from explorer_jobs.api.schemas import JobAccepted, Ticket, TrainSchemaRequest
 from explorer_jobs.api.tickets import issue_ticket
 from explorer_jobs.enqueueing import EnqueueResult, Precondition
@@ -42,7 +43,7 @@ def _training_payload(connection_id: str, body: TrainSchemaRequest) -> dict[str,
     return payload
 
 
-# The busiest route reads its path id, its header and its caller by hand (`request_params.py` says
+# The busiest route reads its path id, header, body and caller by hand (`request_params.py` says
 # why); these give the same checks, 422s and OpenAPI entries FastAPI would for declared ones. Named
 # as API.md names them (`{id}`), like the declared parameters of the other routes.
 TRAIN_CONNECTION_ID = StringParam("id", "path", max_length=200)
@@ -53,6 +54,7 @@ TRAIN_IDEMPOTENCY_KEY = StringParam(
     pattern=r"^[\x21-\x7e]+$",
     description="repeating a request with the same key (per user, 24 h) answers the same jobId",
 )
+TRAIN_BODY = JsonBody(TrainSchemaRequest)
 
 
 @router.post(
@@ -63,17 +65,20 @@ TRAIN_IDEMPOTENCY_KEY = StringParam(
     openapi_extra={
         "security": [{bearer_scheme.scheme_name: []}],
         "parameters": [TRAIN_CONNECTION_ID.openapi(), TRAIN_IDEMPOTENCY_KEY.openapi()],
+        "requestBody": TRAIN_BODY.openapi(),
     },
 )
-async def train_schema(request: Request, body: TrainSchemaRequest | None = None) -> Response:
+async def train_schema(request: Request) -> Response:
     """Queue a schema training of one of the caller's connections."""
     settings = await app_settings(request)
     user = await authenticate(request, settings)
-    connection_id = TRAIN_CONNECTION_ID.read(request)
-    assert connection_id is not None  # a path parameter is always there
-    idempotency_key = TRAIN_IDEMPOTENCY_KEY.read(request)
+    errors: list[dict[str, Any]] = []  # all of them in one 422, as FastAPI answers
+    connection_id = TRAIN_CONNECTION_ID.read(request, errors)
+    idempotency_key = TRAIN_IDEMPOTENCY_KEY.read(request, errors)
+    body = await TRAIN_BODY.read(request, errors) or TrainSchemaRequest()
+    if errors or connection_id is None:
+        raise RequestValidationError(errors)
     queue = get_queue(settings)
-    body = body or TrainSchemaRequest()
 
     async def enqueue(precondition: Precondition | None) -> EnqueueResult:
         return await queue.enqueue(
