@@ -150,6 +150,13 @@ def test_train_schema_documents_its_hand_read_parameters() -> None:
     assert parameters["path", "id"]["schema"]["maxLength"] == 200
     key_schema = parameters["header", "Idempotency-Key"]["schema"]["anyOf"][0]
     assert key_schema["maxLength"] == 200 and key_schema["pattern"] == r"^[\x21-\x7e]+$"
+    body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["anyOf"][0] == {"$ref": "#/components/schemas/TrainSchemaRequest"}
+    components = make_app(api_settings(), set()).openapi()["components"]["schemas"]
+    assert components["TrainSchemaRequest"]["properties"]["options"]["anyOf"][0] == {
+        "$ref": "#/components/schemas/TrainingOptions"
+    }
+    assert "includeIndexes" in components["TrainingOptions"]["properties"]
 
 
 async def test_enqueue_rate_limit() -> None:
