@@ -1,6 +1,7 @@
 """Whether a user owns a connection: the one place the job routes ask the connections store.
 
-Routes take `ConnectionLookupDep`, so tests can override `connection_lookup`.
+The training route gets it through `lookup_for`, which honours an app's
+`dependency_overrides[connection_lookup]`: tests swap the store out that way.
 
 The enqueue route asks Redis first: the queue keeps each connection's owner (`conn:<id>`, filled
 from the store on a miss, for `OWNER_TTL_SECONDS`), and the enqueue script checks it as its
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, cast
+from typing import cast
 
-from fastapi import Depends, Request
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from explorer_jobs.connections.service import get_connection
@@ -36,11 +37,8 @@ ConnectionLookup = Callable[[str, str], Awaitable[None]]
 
 
 async def connection_lookup() -> ConnectionLookup:
-    """The dependency behind `ConnectionLookupDep`; tests override it."""
+    """The store's lookup, unless the app overrides this function (tests do)."""
     return connection_exists
-
-
-ConnectionLookupDep = Annotated[ConnectionLookup, Depends(connection_lookup)]
 
 
 async def lookup_for(request: Request) -> ConnectionLookup:
