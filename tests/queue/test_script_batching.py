@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from explorer_jobs.errors import IdempotencyConflict
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import RedisClient, create_redis
 from explorer_jobs.script_batching import ScriptBatcher
 from tests.conftest import TEST_REDIS_URL, queue_settings
+from tests.support.fixtures import ThrowawayRedisFactory
 
 USER = "alice"
+TIMEOUT = 0.3  # the client's socket timeout, where a test sets one
 
 
 @pytest.fixture
 async def queue(redis: RedisClient) -> AsyncIterator[Queue]:
-    yield Queue(redis, queue_settings(TEST_REDIS_URL))
+    queue = Queue(redis, queue_settings(TEST_REDIS_URL))
+    await redis.script_load(queue._scripts["enqueue"].script)  # batches count no NOSCRIPT resend
+    yield queue
 
 
 @pytest.fixture
@@ -28,13 +34,13 @@ def batch_sizes(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     batcher = queue._enqueue_batcher
     assert isinstance(batcher, ScriptBatcher)
     sizes: list[int] = []
-    send = batcher._pipeline
+    send = batcher._send_batch
 
-    async def counted(batch: list[Any]) -> list[Any]:
+    def counted(link: Any, batch: list[Any]) -> None:
         sizes.append(len(batch))
-        return await send(batch)
+        send(link, batch)
 
-    monkeypatch.setattr(batcher, "_pipeline", counted)
+    monkeypatch.setattr(batcher, "_send_batch", counted)
     return sizes
 
 
@@ -114,3 +120,124 @@ async def test_a_caller_that_gave_up_before_its_batch_left_is_not_sent(
         await dropped
     assert batch_sizes == [1] and job.data["value"] == "kept"
     assert await stored_jobs(queue) == 1
+
+
+@pytest.fixture
+def sent_as_eval(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
+    """Per batch the queue's enqueue batcher sends, whether each call carries the script's text."""
+    batcher = queue._enqueue_batcher
+    assert isinstance(batcher, ScriptBatcher)
+    sent: list[list[bool]] = []
+    send = batcher._send_batch
+
+    def recorded(link: Any, batch: list[Any]) -> None:
+        sent.append([call.as_eval for call in batch])
+        send(link, batch)
+
+    monkeypatch.setattr(batcher, "_send_batch", recorded)
+    return sent
+
+
+async def test_after_a_flush_the_script_text_is_sent_once_not_once_per_call(
+    queue: Queue, sent_as_eval: list[list[bool]]
+) -> None:
+    """NOSCRIPT: the first refused call goes again as EVAL, which loads the script for the others
+    behind it in the same batch, sent again by hash."""
+    await queue.redis.script_flush()
+    jobs = await asyncio.gather(*(enqueue(queue, i) for i in range(10)))
+    assert [job.data["value"] for job in jobs] == list(range(10))
+    assert sent_as_eval == [[False] * 10, [True] + [False] * 9]
+    assert await stored_jobs(queue) == 10
+
+
+def _watched(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the queue's enqueue batcher sends from now on."""
+    batcher = queue._enqueue_batcher
+    assert isinstance(batcher, ScriptBatcher)
+    sizes: list[int] = []
+    send = batcher._send_batch
+
+    def counted(link: Any, batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        send(link, batch)
+
+    monkeypatch.setattr(batcher, "_send_batch", counted)
+    return sizes
+
+
+@pytest.mark.timeout(30)
+async def test_a_call_unanswered_within_the_timeout_fails_then_and_is_not_sent_again(
+    throwaway_redis: ThrowawayRedisFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a socket timeout (the HTTP functions), a call Redis does not answer in time fails with
+    TimeoutError then, not when Redis answers again, and is not sent again; the next call, once
+    Redis answers, goes on a new connection."""
+    server = throwaway_redis()
+    client = create_redis(server.url, cluster=False, timeout=TIMEOUT)
+    admin = create_redis(server.url, cluster=False)
+    waiter = create_redis(server.url, cluster=False)  # its write is held until the pause ends
+    queue = Queue(client, queue_settings(server.url))
+    try:
+        await enqueue(queue, "warm-up")  # connected, script loaded
+        sends = _watched(queue, monkeypatch)
+        await admin.client_pause(3000, all=True)
+        began = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await enqueue(queue, "paused")
+        failed_after = time.monotonic() - began
+        assert TIMEOUT <= failed_after < TIMEOUT + 1.0, failed_after  # well before the pause's end
+        await waiter.set("pause-ended", "1")
+        job = await enqueue(queue, "after")
+        assert job.data["value"] == "after"
+        assert sends == [1, 1]  # the paused call once, then the next one
+    finally:
+        await admin.client_unpause()
+        for c in (client, admin, waiter):
+            await c.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_call_waiting_for_a_connection_fails_at_its_own_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connecting may take longer than a call may wait (redis-py bounds the connect and each step
+    of its handshake, not their sum): the call fails at its deadline all the same."""
+    client = create_redis(TEST_REDIS_URL, cluster=False, timeout=TIMEOUT)
+    queue = Queue(client, queue_settings(TEST_REDIS_URL))
+    never = asyncio.Event()
+
+    async def connect_that_hangs(*_: Any, **__: Any) -> Any:
+        await never.wait()
+
+    monkeypatch.setattr(client.connection_pool, "get_connection", connect_that_hangs)
+    sends = _watched(queue, monkeypatch)
+    began = time.monotonic()
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(enqueue(queue, "waiting"), 10)
+        assert TIMEOUT <= time.monotonic() - began < TIMEOUT + 1.0
+        assert sends == []
+    finally:
+        await client.aclose()
+
+
+async def test_closing_the_client_closes_the_batchers_connection_and_it_reconnects_after(
+    queue: Queue,
+) -> None:
+    await enqueue(queue, 0)
+    name = "batcher-close-test"
+    await queue.redis.client_setname(name)  # a pooled connection, not the batcher's: for contrast
+    await asyncio.wait_for(queue.redis.aclose(), 5)  # redis-py waits for the batcher's connection too
+    job = await enqueue(queue, 1)
+    assert job.data["value"] == 1
+    assert await stored_jobs(queue) == 2
+
+
+def test_a_batcher_used_on_a_new_event_loop_starts_over_on_a_new_connection() -> None:
+    client = create_redis(TEST_REDIS_URL, cluster=False)
+    queue = Queue(client, queue_settings(TEST_REDIS_URL))
+    values = []
+    for value in ("first loop", "second loop"):
+        # Only the batcher crosses loops here: each loop opens its own connection through it.
+        values.append(asyncio.run(enqueue(queue, value)).data["value"])
+    assert values == ["first loop", "second loop"]

@@ -145,9 +145,10 @@ class Queue:
         }
         self._maxlen = str(self.settings.EVENTS_MAXLEN)
         # Enqueues made at the same moment (an HTTP function's concurrent requests) share one
-        # pipeline. Not on a cluster client, whose pipelines route each command on their own.
+        # pipeline. Not on a cluster client, whose pipelines route each command on their own, nor on
+        # RESP3, which the batcher does not read.
         self._enqueue_batcher = (
-            None if isinstance(redis, RedisCluster) else ScriptBatcher(redis, self._scripts["enqueue"])
+            ScriptBatcher(redis, self._scripts["enqueue"]) if ScriptBatcher.usable_with(redis) else None
         )
         # redis-py's asyncio cluster client breaks when many coroutines make its first calls at
         # once (its nodes are set up by each of them): set it up once, under a lock.
