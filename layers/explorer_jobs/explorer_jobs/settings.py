@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     HEALTH_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     ENQUEUE_RATE_LIMIT: int = Field(default=60, ge=0)  # enqueues per user per window; 0 turns it off
     ENQUEUE_RATE_WINDOW_SECONDS: int = Field(default=60, ge=1)
+    # FastAPI's native OpenTelemetry spans, metrics and logs, for a deployment that configures an
+    # OpenTelemetry provider. Off by default (the functions report through Powertools): when on,
+    # FastAPI looks for a configured provider on every request.
+    OTEL_TELEMETRY: bool = False
 
     # Notifications (the SSE gateway).
     SSE_TICKET_TTL_SECONDS: int = Field(default=30, ge=1, le=3600)
