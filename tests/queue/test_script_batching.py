@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio.connection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from explorer_jobs.errors import IdempotencyConflict
@@ -241,3 +242,78 @@ def test_a_batcher_used_on_a_new_event_loop_starts_over_on_a_new_connection() ->
         # Only the batcher crosses loops here: each loop opens its own connection through it.
         values.append(asyncio.run(enqueue(queue, value)).data["value"])
     assert values == ["first loop", "second loop"]
+
+
+class ReplySplitter:
+    """A TCP proxy in front of Redis that passes replies on one byte at a time, so the client reads
+    each batch's replies in many pieces, cut anywhere."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._target = redis.asyncio.connection.parse_url(redis_url)
+        self._listener: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.pieces = 0
+
+    async def start(self) -> str:
+        self._listener = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._listener.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/{self._target.get('db', 0)}"
+
+    async def close(self) -> None:
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(self._target["host"], self._target["port"])
+        pipes = {
+            asyncio.create_task(self._pipe(client_r, server_w, split=False)),
+            asyncio.create_task(self._pipe(server_r, client_w, split=True)),
+        }
+        self._pipes |= pipes
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for task in pipes:
+            task.cancel()
+        for writer in (client_w, server_w):
+            writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, split: bool) -> None:
+        while data := await reader.read(65536):
+            for piece in [data[i : i + 1] for i in range(len(data))] if split else [data]:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0)  # a turn of the loop: the client reads this piece alone
+                self.pieces += 1
+
+
+@pytest.mark.timeout(60)
+async def test_replies_read_in_pieces_still_reach_their_calls() -> None:
+    """Replies cut anywhere, NOSCRIPT refusals included: every call gets its own reply, and the
+    refused ones go again (the first as EVAL) however the refusals were split across reads."""
+    proxy = ReplySplitter(TEST_REDIS_URL)
+    client = create_redis(await proxy.start(), cluster=False)
+    queue = Queue(client, queue_settings(TEST_REDIS_URL))
+    split_sent: list[list[bool]] = []
+    batcher = queue._enqueue_batcher
+    assert isinstance(batcher, ScriptBatcher)
+    send = batcher._send_batch
+
+    def recorded(link: Any, batch: list[Any]) -> None:
+        split_sent.append([call.as_eval for call in batch])
+        send(link, batch)
+
+    batcher._send_batch = recorded  # type: ignore[method-assign]
+    try:
+        await client.script_flush()
+        jobs = await asyncio.wait_for(asyncio.gather(*(enqueue(queue, i) for i in range(10))), 30)
+        assert [job.data["value"] for job in jobs] == list(range(10))
+        assert split_sent == [[False] * 10, [True] + [False] * 9]
+        more = await asyncio.wait_for(asyncio.gather(*(enqueue(queue, i) for i in range(10, 20))), 30)
+        assert [job.data["value"] for job in more] == list(range(10, 20))
+        assert proxy.pieces > 20 * 50  # replies did arrive a byte at a time
+    finally:
+        await client.aclose()
+        await proxy.close()

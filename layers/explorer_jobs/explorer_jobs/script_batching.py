@@ -179,6 +179,9 @@ class ScriptBatcher:
         if self._link is link:
             self._link = None
         self._retired.append(link.connection)
+        # Refused with NOSCRIPT, they did not run: they go again, ahead of the rest.
+        self._waiting.extendleft(reversed(link.refused))
+        link.refused = []
         error = RedisConnectionError(f"Error while reading from Redis: {exc or 'connection closed'}")
         retries = link.connection.retry.get_retries()
         again: list[_Call] = []
@@ -253,6 +256,10 @@ class _Link(asyncio.Protocol):
             **(decoding if encoder.decode_responses else {}),
         )
         self.in_flight: deque[_Call] = deque()
+        # Calls of the batch on the wire that Redis refused with NOSCRIPT (they did not run): sent
+        # again once the batch is complete. Kept here, not per read: a batch's replies can come in
+        # several reads.
+        self.refused: list[_Call] = []
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         # redis-py's own protocol for this transport, told when it closes: redis-py's disconnect
@@ -283,7 +290,7 @@ class _Link(asyncio.Protocol):
         reader = self.reader
         reader.feed(data)
         in_flight = self.in_flight
-        refused: list[_Call] = []
+        refused = self.refused
         while in_flight:
             try:
                 reply = reader.gets()
@@ -308,7 +315,11 @@ class _Link(asyncio.Protocol):
                 call.reply.set_exception(error)
             else:
                 call.reply.set_result(reply)
-        if reader.gets() is not False:  # a reply nobody asked for
+        try:
+            unasked = reader.gets() is not False
+        except InvalidResponse:
+            unasked = True
+        if unasked:  # a reply nobody asked for: out of step with Redis
             self.drop(InvalidResponse("unexpected reply from Redis"))
             return
         # The batch is complete: the next one goes at once.
@@ -316,7 +327,9 @@ class _Link(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         batcher = self.batcher
-        batcher._waiting.extendleft(reversed(refused))
+        if refused:
+            batcher._waiting.extendleft(reversed(refused))
+            self.refused = []
         batcher._flush()
 
     def _timed_out(self) -> None:
