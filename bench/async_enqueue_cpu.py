@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from typing import Any
 
-import redis
 import uvloop
+from _throwaway_redis import throwaway_redis
 
 from explorer_jobs.queue import Queue
 from explorer_jobs.redis_client import create_redis
@@ -30,13 +27,6 @@ from explorer_jobs.script_batching import ScriptBatcher
 from explorer_jobs.settings import Settings
 
 ROUNDS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def cpu_us_per_enqueue(queue: Queue, producers: int, n: int) -> float:
@@ -52,7 +42,7 @@ async def cpu_us_per_enqueue(queue: Queue, producers: int, n: int) -> float:
 
 
 async def measure(url: str, producer_counts: list[int], n: int) -> dict[str, Any]:
-    settings = Settings(REDIS_URL=url, ENQUEUE_RATE_LIMIT=0)
+    settings = Settings(_env_file=None, REDIS_URL=url, ENQUEUE_RATE_LIMIT=0)  # type: ignore[call-arg]
     batched = Queue(create_redis(url, settings=settings), settings)
     plain = Queue(create_redis(url, settings=settings), settings)
     plain._enqueue_batcher = None  # redis-py's Script path, one pooled call per enqueue
@@ -89,29 +79,8 @@ def main() -> None:
     parser.add_argument("--producers", default="1,16", help="comma-separated counts of producers")
     args = parser.parse_args()
     producer_counts = [int(p) for p in args.producers.split(",")]
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="ej-async-enqueue-") as tmp:
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            client.close()
-            report = uvloop.run(measure(f"redis://127.0.0.1:{port}/0", producer_counts, args.n))
-        finally:
-            server.terminate()
-            server.wait(10)
+    with throwaway_redis() as url:
+        report = uvloop.run(measure(url, producer_counts, args.n))
     print("client CPU µs per enqueue, medians of", ROUNDS, "rounds:")
     for producers, row in report.items():
         print(f"  {producers}: {row}")

@@ -14,15 +14,13 @@ medians: on a shared machine a burst of someone else's load then lands on all of
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
+from _throwaway_redis import throwaway_redis
 from pydantic import BaseModel
 
 from explorer_jobs.enqueueing import EnqueueRequest, created_job, encode_request, enqueue_args
@@ -38,13 +36,6 @@ class NoopPayload(BaseModel):
 
 
 register_job_type(JobTypeSpec("bench_noop", NoopPayload, max_attempts=1))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def per_call_us(n: int, fn: Callable[[], Any]) -> float:
@@ -89,30 +80,10 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=20_000)
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            client = redis.Redis.from_url(url)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            settings = Settings(_env_file=None, REDIS_URL=url)  # type: ignore[call-arg]
-            report(client, settings, args.n)
-        finally:
-            server.terminate()
-            server.wait(10)
+    with throwaway_redis() as url:
+        client = redis.Redis.from_url(url)
+        settings = Settings(_env_file=None, REDIS_URL=url)  # type: ignore[call-arg]
+        report(client, settings, args.n)
 
 
 def report(client: redis.Redis, settings: Settings, n: int) -> None:

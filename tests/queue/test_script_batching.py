@@ -29,20 +29,29 @@ async def queue(redis: RedisClient) -> AsyncIterator[Queue]:
     yield queue
 
 
-@pytest.fixture
-def batch_sizes(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the queue's enqueue batcher sends."""
+def _watch_batches(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
+    """Every batch the queue's enqueue batcher sends from now on: per call, whether it carries the
+    script's text (EVAL) rather than its hash."""
     batcher = queue._enqueue_batcher
     assert isinstance(batcher, ScriptBatcher)
-    sizes: list[int] = []
+    batches: list[list[bool]] = []
     send = batcher._send_batch
 
-    def counted(link: Any, batch: list[Any]) -> None:
-        sizes.append(len(batch))
+    def recorded(link: Any, batch: list[Any]) -> None:
+        batches.append([call.as_eval for call in batch])
         send(link, batch)
 
-    monkeypatch.setattr(batcher, "_send_batch", counted)
-    return sizes
+    monkeypatch.setattr(batcher, "_send_batch", recorded)
+    return batches
+
+
+@pytest.fixture
+def sent(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
+    return _watch_batches(queue, monkeypatch)
+
+
+def sizes(batches: list[list[bool]]) -> list[int]:
+    return [len(batch) for batch in batches]
 
 
 async def enqueue(queue: Queue, value: object, **options: Any) -> Any:
@@ -54,21 +63,21 @@ async def stored_jobs(queue: Queue) -> int:
 
 
 async def test_concurrent_enqueues_share_round_trips_and_each_gets_its_own_job(
-    queue: Queue, batch_sizes: list[int]
+    queue: Queue, sent: list[list[bool]]
 ) -> None:
     jobs = await asyncio.gather(*(enqueue(queue, i) for i in range(50)))
     assert len({job.job_id for job in jobs}) == 50
     for i, job in enumerate(jobs):  # each caller got the reply to its own call
         assert job.data["value"] == i
         assert (await queue.get(job.job_id)).data["value"] == i
-    assert sum(batch_sizes) == 50 and len(batch_sizes) < 50
+    assert sum(sizes(sent)) == 50 and len(sent) < 50
     assert await stored_jobs(queue) == 50
 
 
-async def test_a_lone_call_is_sent_alone_at_once(queue: Queue, batch_sizes: list[int]) -> None:
+async def test_a_lone_call_is_sent_alone_at_once(queue: Queue, sent: list[list[bool]]) -> None:
     for i in range(3):
         await enqueue(queue, i)
-    assert batch_sizes == [1, 1, 1]
+    assert sizes(sent) == [1, 1, 1]
 
 
 async def test_an_error_reaches_only_the_call_it_belongs_to(queue: Queue) -> None:
@@ -109,7 +118,7 @@ async def test_a_dropped_connection_is_reconnected_and_no_call_runs_twice(queue:
 
 
 async def test_a_caller_that_gave_up_before_its_batch_left_is_not_sent(
-    queue: Queue, batch_sizes: list[int]
+    queue: Queue, sent: list[list[bool]]
 ) -> None:
     kept = asyncio.ensure_future(enqueue(queue, "kept"))
     dropped = asyncio.ensure_future(enqueue(queue, "dropped"))
@@ -119,51 +128,20 @@ async def test_a_caller_that_gave_up_before_its_batch_left_is_not_sent(
     job = await asyncio.wait_for(kept, 10)
     with pytest.raises(asyncio.CancelledError):
         await dropped
-    assert batch_sizes == [1] and job.data["value"] == "kept"
+    assert sizes(sent) == [1] and job.data["value"] == "kept"
     assert await stored_jobs(queue) == 1
 
 
-@pytest.fixture
-def sent_as_eval(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
-    """Per batch the queue's enqueue batcher sends, whether each call carries the script's text."""
-    batcher = queue._enqueue_batcher
-    assert isinstance(batcher, ScriptBatcher)
-    sent: list[list[bool]] = []
-    send = batcher._send_batch
-
-    def recorded(link: Any, batch: list[Any]) -> None:
-        sent.append([call.as_eval for call in batch])
-        send(link, batch)
-
-    monkeypatch.setattr(batcher, "_send_batch", recorded)
-    return sent
-
-
 async def test_after_a_flush_the_script_text_is_sent_once_not_once_per_call(
-    queue: Queue, sent_as_eval: list[list[bool]]
+    queue: Queue, sent: list[list[bool]]
 ) -> None:
     """NOSCRIPT: the first refused call goes again as EVAL, which loads the script for the others
     behind it in the same batch, sent again by hash."""
     await queue.redis.script_flush()
     jobs = await asyncio.gather(*(enqueue(queue, i) for i in range(10)))
     assert [job.data["value"] for job in jobs] == list(range(10))
-    assert sent_as_eval == [[False] * 10, [True] + [False] * 9]
+    assert sent == [[False] * 10, [True] + [False] * 9]
     assert await stored_jobs(queue) == 10
-
-
-def _watched(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the queue's enqueue batcher sends from now on."""
-    batcher = queue._enqueue_batcher
-    assert isinstance(batcher, ScriptBatcher)
-    sizes: list[int] = []
-    send = batcher._send_batch
-
-    def counted(link: Any, batch: list[Any]) -> None:
-        sizes.append(len(batch))
-        send(link, batch)
-
-    monkeypatch.setattr(batcher, "_send_batch", counted)
-    return sizes
 
 
 @pytest.mark.timeout(30)
@@ -180,7 +158,7 @@ async def test_a_call_unanswered_within_the_timeout_fails_then_and_is_not_sent_a
     queue = Queue(client, queue_settings(server.url))
     try:
         await enqueue(queue, "warm-up")  # connected, script loaded
-        sends = _watched(queue, monkeypatch)
+        sends = _watch_batches(queue, monkeypatch)
         await admin.client_pause(3000, all=True)
         began = time.monotonic()
         with pytest.raises(RedisTimeoutError):
@@ -190,7 +168,7 @@ async def test_a_call_unanswered_within_the_timeout_fails_then_and_is_not_sent_a
         await waiter.set("pause-ended", "1")
         job = await enqueue(queue, "after")
         assert job.data["value"] == "after"
-        assert sends == [1, 1]  # the paused call once, then the next one
+        assert sizes(sends) == [1, 1]  # the paused call once, then the next one
     finally:
         await admin.client_unpause()
         for c in (client, admin, waiter):
@@ -211,7 +189,7 @@ async def test_a_call_waiting_for_a_connection_fails_at_its_own_deadline(
         await never.wait()
 
     monkeypatch.setattr(client.connection_pool, "get_connection", connect_that_hangs)
-    sends = _watched(queue, monkeypatch)
+    sends = _watch_batches(queue, monkeypatch)
     began = time.monotonic()
     try:
         with pytest.raises(RedisTimeoutError):
@@ -290,22 +268,13 @@ class ReplySplitter:
 
 
 @pytest.mark.timeout(60)
-async def test_replies_read_in_pieces_still_reach_their_calls() -> None:
+async def test_replies_read_in_pieces_still_reach_their_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Replies cut anywhere, NOSCRIPT refusals included: every call gets its own reply, and the
     refused ones go again (the first as EVAL) however the refusals were split across reads."""
     proxy = ReplySplitter(TEST_REDIS_URL)
     client = create_redis(await proxy.start(), cluster=False)
     queue = Queue(client, queue_settings(TEST_REDIS_URL))
-    split_sent: list[list[bool]] = []
-    batcher = queue._enqueue_batcher
-    assert isinstance(batcher, ScriptBatcher)
-    send = batcher._send_batch
-
-    def recorded(link: Any, batch: list[Any]) -> None:
-        split_sent.append([call.as_eval for call in batch])
-        send(link, batch)
-
-    batcher._send_batch = recorded  # type: ignore[method-assign]
+    split_sent = _watch_batches(queue, monkeypatch)
     try:
         await client.script_flush()
         jobs = await asyncio.wait_for(asyncio.gather(*(enqueue(queue, i) for i in range(10))), 30)
