@@ -44,6 +44,25 @@ def seeded(test: T) -> T:
     return hypothesis.seed(int(_SEED))(test) if _SEED else test
 
 
+def generate_from_schema_and_seed_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep Hypothesis from mixing the project's own literals into what it generates.
+
+    Hypothesis (6.13x on) draws now and then from the string and number constants of the local
+    modules loaded at the time, cached on first use. So the same seed drew other cases whenever
+    project code changed anywhere, or other tests had loaded more of it first: a derandomized run
+    was the same only until an unrelated edit (a state machine that had followed its links to a
+    job stopped reaching one after a change to the batcher's error messages). Without them, a run's
+    cases follow from the document and the seed alone, as this module promises. Hypothesis offers
+    no switch for it: its provider's two module globals are replaced for the test.
+    """
+    from hypothesis.internal.cache import LRUCache
+    from hypothesis.internal.conjecture import providers
+    from hypothesis.internal.constants_ast import Constants
+
+    monkeypatch.setattr(providers, "_get_local_constants", Constants)  # an empty set of constants
+    monkeypatch.setattr(providers, "CONSTANTS_CACHE", LRUCache(1024))  # none computed before
+
+
 # The answers checked against the document: a documented status, the declared content type, a body
 # and headers that match the declared schema; and, along a state machine's calls, that a deleted
 # connection is gone and a created one is there. Not `negative_data_rejection`: unknown query

@@ -16,7 +16,7 @@ from schemathesis import GenerationMode
 from explorer_jobs.api.combined import create_combined_app
 
 from .conftest import StartServer, api_settings
-from .fuzzing import CHECKS, DERANDOMIZE, Tally, scale, seeded
+from .fuzzing import CHECKS, DERANDOMIZE, Tally, generate_from_schema_and_seed_only, scale, seeded
 from .support import LiveServer, auth
 
 EXAMPLES = scale("EXAMPLES")  # per operation and mode
@@ -53,8 +53,12 @@ def test_openapi_covers_every_function() -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_server_errors(
-    fuzz_server: LiveServer, mode: GenerationMode, capsys: pytest.CaptureFixture[str]
+    fuzz_server: LiveServer,
+    mode: GenerationMode,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    generate_from_schema_and_seed_only(monkeypatch)
     schema = schemathesis.openapi.from_dict(create_combined_app().openapi())
     session = requests.Session()
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]

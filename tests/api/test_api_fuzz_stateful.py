@@ -23,7 +23,7 @@ from explorer_jobs.connections.models import validate_cron
 from explorer_jobs.settings import get_settings
 
 from .conftest import api_settings
-from .fuzzing import DERANDOMIZE, STATEFUL_CHECKS, Tally, scale, seeded
+from .fuzzing import DERANDOMIZE, STATEFUL_CHECKS, Tally, generate_from_schema_and_seed_only, scale, seeded
 from .support import LiveServer, auth
 
 STREAM = "/api/jobs/notifications/stream"
@@ -89,7 +89,10 @@ def test_links_name_real_operations_and_parameters() -> None:
 
 
 @pytest.mark.timeout(900)
-def test_state_machine(stateful_server: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_state_machine(
+    stateful_server: LiveServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate_from_schema_and_seed_only(monkeypatch)
     schema = schemathesis.openapi.from_dict(create_combined_app().openapi())
     schema.hooks.register_hook_with_name(_valid_connection_bodies, "flatmap_body")
     session = requests.Session()
