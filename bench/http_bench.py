@@ -5,8 +5,9 @@
 Everything runs on loopback, bounded in time, against a throwaway `redis-server` this script starts
 (never the shared one), so nothing else on the machine is touched. One run prints:
 
-1. enqueue (`POST /api/connections/{id}/train-schema`: JWT, store lookup, rate-limit INCR, the
-   enqueue script) vs the same path on a bare FastAPI app, both under one uvicorn worker, with
+1. enqueue (`POST /api/connections/{id}/train-schema`: JWT, then one enqueue script that checks the
+   connection's cached owner, counts the rate limit and queues the job) vs the same path on a bare
+   FastAPI app and on a bare app that only calls `Queue.enqueue`, each under one uvicorn worker, with
    the same raw keep-alive HTTP/1.1 load client: requests/s and p50/p99 latency, and the ratio.
 2. one SSE gateway process with N connected clients: the Redis connections it holds (CLIENT LIST),
    the delay from a job's transition (the event's Redis timestamp) to each client's receipt

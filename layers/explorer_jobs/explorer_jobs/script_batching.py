@@ -2,7 +2,7 @@
 
 An HTTP function serves many requests at once on one event loop, and each enqueue is one script
 call. Sent one by one through redis-py's asyncio command path, every call pays a pool checkout, a
-write, a task wake-up and a timeout context per reply: about 0.13 ms of CPU on this project's bench
+write, a task wake-up and a timeout context per reply: about 0.15 ms of CPU on this project's bench
 machine, more than FastAPI's own work for a request. Here:
 
 - Calls made while a batch is on the wire wait for it and go out as the next batch: one write for
@@ -12,8 +12,9 @@ machine, more than FastAPI's own work for a request. Here:
 - The batcher keeps one connection for itself. redis-py opens it, so AUTH, TLS, SELECT and the
   client's retries of connecting are as configured; then the batcher reads it with a protocol of
   its own, a hiredis reader that hands each reply to its caller's future as it arrives. No task,
-  no pool checkout and no timeout context per batch or per reply: a call costs about 27 µs of
-  client CPU at a batch of 16 and 80 µs alone, against 35 and 130 through redis-py.
+  no pool checkout and no timeout context per batch or per reply: a call costs about 26 µs of
+  client CPU at a batch of 16 and 80 µs alone, against 85 and 152 µs through redis-py's `Script`
+  (`bench/async_enqueue_cpu.py`).
 
 Each call is still its own script run, atomic on its own, with its own reply or error: batching
 changes how calls travel, not what any of them does.
